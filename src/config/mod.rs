@@ -1,0 +1,175 @@
+//! Configuration: the file format ([`RawConfig`]), loading with environment overrides ([`load`]),
+//! secret references ([`secret`]) and the one pure validation step that turns raw input into the
+//! [`Config`] the rest of the gateway runs on ([`validate`]).
+//!
+//! Every table rejects unknown keys: a misspelt option must fail `check-config`, not be ignored.
+
+pub mod load;
+pub mod secret;
+pub mod validate;
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+pub use load::{LoadError, load_file, load_str};
+pub use secret::{Secret, SecretRef};
+pub use validate::{
+    Config, ConfigIssue, KafkaConfig, LogFormat, NatsConfig, NatsStorage, PublisherConfig,
+    ServerConfig, SourceConfig,
+};
+
+/// The config file as written (`hookbridge.toml`), before validation.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// HTTP server and request-handling settings.
+    #[serde(default)]
+    pub server: RawServer,
+    /// Named brokers; each source publishes to one of them.
+    #[serde(default)]
+    pub publishers: BTreeMap<String, RawPublisher>,
+    /// Webhook sources, one per `POST /webhooks/{source}` path.
+    #[serde(default)]
+    pub sources: BTreeMap<String, RawSource>,
+}
+
+/// `[server]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawServer {
+    /// Address to listen on, `host:port`. Port 0 picks a free port (tests).
+    pub listen: String,
+    /// actix-web worker threads; defaults to the number of CPUs.
+    pub workers: Option<usize>,
+    /// Largest accepted request body in bytes; larger bodies get 413. Sources may lower or raise it.
+    pub body_limit_bytes: usize,
+    /// How long to wait for the broker's acknowledgement before answering 503.
+    /// Well under Cronofy's 5 s and SNS's 15 s response deadlines.
+    pub publish_timeout_ms: u64,
+    /// Value of the `Retry-After` header on 503 answers, in seconds.
+    pub retry_after_seconds: u32,
+    /// How often each publisher's health check runs (feeds `/readyz`).
+    pub health_interval_ms: u64,
+    /// `text` for people, `json` for log pipelines.
+    pub log_format: String,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        RawServer {
+            listen: "0.0.0.0:8080".into(),
+            workers: None,
+            body_limit_bytes: 1024 * 1024,
+            publish_timeout_ms: 2_000,
+            retry_after_seconds: 5,
+            health_interval_ms: 1_000,
+            log_format: "text".into(),
+        }
+    }
+}
+
+/// `[publishers.NAME]`, tagged by `kind`.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RawPublisher {
+    Kafka(RawKafka),
+    Nats(RawNats),
+}
+
+/// `[publishers.NAME] kind = "kafka"`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKafka {
+    /// Comma-separated `host:port` list.
+    pub bootstrap_servers: String,
+    /// Extra librdkafka properties (for example `security.protocol`). Properties that hookbridge's
+    /// guarantees depend on (`acks`, `enable.idempotence`) cannot be overridden.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+    /// librdkafka properties whose values are secrets (for example `sasl.password`), as references.
+    #[serde(default)]
+    pub secret_properties: BTreeMap<String, SecretRef>,
+    /// Create a topic the first time an event is routed to it (off when topics are managed elsewhere).
+    #[serde(default = "default_true")]
+    pub create_topics: bool,
+    /// Partitions for topics hookbridge creates.
+    #[serde(default = "default_partitions")]
+    pub topic_partitions: i32,
+    /// Replication factor for topics hookbridge creates.
+    #[serde(default = "default_replication")]
+    pub topic_replication: i32,
+    /// librdkafka `linger.ms`. Keep it small: batching happens anyway with many requests in flight,
+    /// and every millisecond here is added to the provider's response time.
+    #[serde(default = "default_linger_ms")]
+    pub linger_ms: u32,
+}
+
+/// `[publishers.NAME] kind = "nats"`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNats {
+    /// Server URL(s), comma-separated, for example `nats://127.0.0.1:4222`.
+    pub url: String,
+    /// JetStream stream that captures the subjects hookbridge publishes to; created when missing.
+    #[serde(default = "default_stream")]
+    pub stream: String,
+    /// Subjects of that stream. Every subject a source's template renders must fall under one.
+    #[serde(default = "default_subjects")]
+    pub subjects: Vec<String>,
+    /// JetStream's `Nats-Msg-Id` de-duplication window, in seconds.
+    #[serde(default = "default_duplicate_window")]
+    pub duplicate_window_secs: u64,
+    /// `file` (survives a broker restart) or `memory`.
+    #[serde(default = "default_storage")]
+    pub storage: String,
+    /// Authentication token, as a secret reference.
+    pub token: Option<SecretRef>,
+}
+
+/// `[sources.NAME]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSource {
+    /// Provider kind, for example `cronofy`.
+    pub provider: String,
+    /// Name of the `[publishers.*]` entry that receives this source's events.
+    pub publisher: String,
+    /// Topic (Kafka) or subject (NATS) template. Placeholders: `{source}`, `{provider}`, `{type}`.
+    #[serde(default = "default_topic")]
+    pub topic: String,
+    /// Per-source body limit in bytes; defaults to `server.body_limit_bytes`.
+    pub body_limit_bytes: Option<usize>,
+    /// Provider-specific verification settings; their keys depend on `provider`.
+    #[serde(default)]
+    pub verify: toml::Table,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_partitions() -> i32 {
+    3
+}
+fn default_replication() -> i32 {
+    1
+}
+fn default_linger_ms() -> u32 {
+    1
+}
+fn default_stream() -> String {
+    "HOOKBRIDGE".into()
+}
+fn default_subjects() -> Vec<String> {
+    vec!["webhooks.>".into()]
+}
+fn default_duplicate_window() -> u64 {
+    // SNS retries for up to an hour; JetStream keeps ids in memory per stream, which is cheap.
+    2 * 60 * 60
+}
+fn default_storage() -> String {
+    "file".into()
+}
+fn default_topic() -> String {
+    "webhooks.{provider}.{type}".into()
+}

@@ -1,0 +1,320 @@
+//! `RawConfig -> Config` in one pure step (plus reading referenced secrets). Every problem is collected
+//! with its key path, so `check-config` can list them all at once instead of one per run.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::{RawConfig, RawKafka, RawNats, RawPublisher, RawServer, RawSource, Secret};
+use crate::providers::AnyProvider;
+use crate::publish::topic::TopicTemplate;
+
+/// One thing wrong with a config: the key it is about and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigIssue {
+    pub key: String,
+    pub reason: String,
+}
+
+impl ConfigIssue {
+    pub fn new(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        ConfigIssue { key: key.into(), reason: reason.into() }
+    }
+}
+
+impl fmt::Display for ConfigIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.reason)
+    }
+}
+
+/// A validated config: everything the gateway needs, with secrets resolved.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub publishers: BTreeMap<String, PublisherConfig>,
+    pub sources: BTreeMap<String, SourceConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub workers: usize,
+    pub body_limit_bytes: usize,
+    pub publish_timeout: Duration,
+    pub retry_after_seconds: u32,
+    pub health_interval: Duration,
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub enum PublisherConfig {
+    Kafka(KafkaConfig),
+    Nats(NatsConfig),
+}
+
+#[derive(Debug, Clone)]
+pub struct KafkaConfig {
+    pub bootstrap_servers: String,
+    pub properties: BTreeMap<String, String>,
+    pub secret_properties: BTreeMap<String, Secret>,
+    pub create_topics: bool,
+    pub topic_partitions: i32,
+    pub topic_replication: i32,
+    pub linger_ms: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct NatsConfig {
+    pub url: String,
+    pub stream: String,
+    pub subjects: Vec<String>,
+    pub duplicate_window: Duration,
+    pub storage: NatsStorage,
+    pub token: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NatsStorage {
+    File,
+    Memory,
+}
+
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    pub name: String,
+    pub provider: AnyProvider,
+    pub publisher: String,
+    pub topic: TopicTemplate,
+    pub body_limit_bytes: usize,
+}
+
+/// librdkafka properties that carry hookbridge's delivery promise; a config may not loosen them.
+const PINNED_KAFKA_PROPERTIES: &[&str] = &["acks", "enable.idempotence", "bootstrap.servers"];
+
+impl Config {
+    /// Validates a raw config. `env` resolves `env:` secret references.
+    pub fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<Config, Vec<ConfigIssue>> {
+        let mut issues = Vec::new();
+        let server = validate_server(&raw.server, &mut issues);
+        let mut publishers = BTreeMap::new();
+        for (name, raw_pub) in &raw.publishers {
+            let key = format!("publishers.{name}");
+            check_name(&key, name, &mut issues);
+            let publisher = match raw_pub {
+                RawPublisher::Kafka(k) => validate_kafka(&key, k, env, &mut issues).map(PublisherConfig::Kafka),
+                RawPublisher::Nats(n) => validate_nats(&key, n, env, &mut issues).map(PublisherConfig::Nats),
+            };
+            if let Some(p) = publisher {
+                publishers.insert(name.clone(), p);
+            }
+        }
+        let mut sources = BTreeMap::new();
+        for (name, raw_src) in &raw.sources {
+            let key = format!("sources.{name}");
+            check_name(&key, name, &mut issues);
+            if let Some(source) = validate_source(&key, name, raw_src, &server, &raw, env, &mut issues) {
+                sources.insert(name.clone(), source);
+            }
+        }
+        if sources.is_empty() {
+            issues.push(ConfigIssue::new("sources", "no source is configured"));
+        }
+        match (server, issues.is_empty()) {
+            (Some(server), true) => Ok(Config { server, publishers, sources }),
+            _ => Err(issues),
+        }
+    }
+}
+
+/// Source and publisher names appear in URLs, metric labels and topic names: keep them plain.
+fn check_name(key: &str, name: &str, issues: &mut Vec<ConfigIssue>) {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if !ok {
+        issues.push(ConfigIssue::new(key, "names use 1 to 64 of a-z, 0-9, - and _"));
+    }
+}
+
+fn validate_server(raw: &RawServer, issues: &mut Vec<ConfigIssue>) -> Option<ServerConfig> {
+    let listen = raw
+        .listen
+        .parse::<SocketAddr>()
+        .map_err(|_| issues.push(ConfigIssue::new("server.listen", "expected host:port, such as 0.0.0.0:8080")))
+        .ok();
+    if raw.body_limit_bytes == 0 {
+        issues.push(ConfigIssue::new("server.body_limit_bytes", "must be greater than 0"));
+    }
+    if raw.publish_timeout_ms == 0 || raw.publish_timeout_ms > 60_000 {
+        issues.push(ConfigIssue::new("server.publish_timeout_ms", "must be between 1 and 60000"));
+    }
+    if raw.health_interval_ms < 50 {
+        issues.push(ConfigIssue::new("server.health_interval_ms", "must be at least 50"));
+    }
+    if raw.workers == Some(0) {
+        issues.push(ConfigIssue::new("server.workers", "must be at least 1"));
+    }
+    let log_format = match raw.log_format.as_str() {
+        "text" => Some(LogFormat::Text),
+        "json" => Some(LogFormat::Json),
+        _ => {
+            issues.push(ConfigIssue::new("server.log_format", "expected `text` or `json`"));
+            None
+        }
+    };
+    Some(ServerConfig {
+        listen: listen?,
+        workers: raw
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+        body_limit_bytes: raw.body_limit_bytes,
+        publish_timeout: Duration::from_millis(raw.publish_timeout_ms),
+        retry_after_seconds: raw.retry_after_seconds,
+        health_interval: Duration::from_millis(raw.health_interval_ms),
+        log_format: log_format?,
+    })
+}
+
+fn validate_kafka(
+    key: &str,
+    raw: &RawKafka,
+    env: &HashMap<String, String>,
+    issues: &mut Vec<ConfigIssue>,
+) -> Option<KafkaConfig> {
+    let before = issues.len();
+    if raw.bootstrap_servers.trim().is_empty() {
+        issues.push(ConfigIssue::new(format!("{key}.bootstrap_servers"), "must not be empty"));
+    }
+    for name in raw.properties.keys().chain(raw.secret_properties.keys()) {
+        if PINNED_KAFKA_PROPERTIES.contains(&name.as_str()) {
+            issues.push(ConfigIssue::new(
+                format!("{key}.properties.{name}"),
+                "is set by hookbridge (idempotent producer, acks=all) and cannot be overridden",
+            ));
+        }
+    }
+    if raw.topic_partitions < 1 {
+        issues.push(ConfigIssue::new(format!("{key}.topic_partitions"), "must be at least 1"));
+    }
+    if raw.topic_replication < 1 {
+        issues.push(ConfigIssue::new(format!("{key}.topic_replication"), "must be at least 1"));
+    }
+    let mut secret_properties = BTreeMap::new();
+    for (name, reference) in &raw.secret_properties {
+        match reference.resolve(env) {
+            Ok(secret) => {
+                secret_properties.insert(name.clone(), secret);
+            }
+            Err(reason) => issues.push(ConfigIssue::new(format!("{key}.secret_properties.{name}"), reason)),
+        }
+    }
+    (issues.len() == before).then(|| KafkaConfig {
+        bootstrap_servers: raw.bootstrap_servers.clone(),
+        properties: raw.properties.clone(),
+        secret_properties,
+        create_topics: raw.create_topics,
+        topic_partitions: raw.topic_partitions,
+        topic_replication: raw.topic_replication,
+        linger_ms: raw.linger_ms,
+    })
+}
+
+fn validate_nats(
+    key: &str,
+    raw: &RawNats,
+    env: &HashMap<String, String>,
+    issues: &mut Vec<ConfigIssue>,
+) -> Option<NatsConfig> {
+    let before = issues.len();
+    if raw.url.trim().is_empty() {
+        issues.push(ConfigIssue::new(format!("{key}.url"), "must not be empty"));
+    }
+    let stream_ok = !raw.stream.is_empty()
+        && raw.stream.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !stream_ok {
+        issues.push(ConfigIssue::new(format!("{key}.stream"), "stream names use A-Z, a-z, 0-9, - and _"));
+    }
+    if raw.subjects.is_empty() {
+        issues.push(ConfigIssue::new(format!("{key}.subjects"), "at least one subject is needed"));
+    }
+    let storage = match raw.storage.as_str() {
+        "file" => NatsStorage::File,
+        "memory" => NatsStorage::Memory,
+        _ => {
+            issues.push(ConfigIssue::new(format!("{key}.storage"), "expected `file` or `memory`"));
+            NatsStorage::File
+        }
+    };
+    let token = match &raw.token {
+        Some(reference) => reference
+            .resolve(env)
+            .map_err(|reason| issues.push(ConfigIssue::new(format!("{key}.token"), reason)))
+            .ok(),
+        None => None,
+    };
+    (issues.len() == before).then(|| NatsConfig {
+        url: raw.url.clone(),
+        stream: raw.stream.clone(),
+        subjects: raw.subjects.clone(),
+        duplicate_window: Duration::from_secs(raw.duplicate_window_secs),
+        storage,
+        token,
+    })
+}
+
+fn validate_source(
+    key: &str,
+    name: &str,
+    raw: &RawSource,
+    server: &Option<ServerConfig>,
+    whole: &RawConfig,
+    env: &HashMap<String, String>,
+    issues: &mut Vec<ConfigIssue>,
+) -> Option<SourceConfig> {
+    let before = issues.len();
+    if !whole.publishers.contains_key(&raw.publisher) {
+        let known: Vec<&str> = whole.publishers.keys().map(String::as_str).collect();
+        issues.push(ConfigIssue::new(
+            format!("{key}.publisher"),
+            format!("no publisher named `{}` (configured: {})", raw.publisher, known.join(", ")),
+        ));
+    }
+    let topic = TopicTemplate::parse(&raw.topic)
+        .map_err(|reason| issues.push(ConfigIssue::new(format!("{key}.topic"), reason)))
+        .ok();
+    if raw.body_limit_bytes == Some(0) {
+        issues.push(ConfigIssue::new(format!("{key}.body_limit_bytes"), "must be greater than 0"));
+    }
+    let provider = AnyProvider::from_config(&format!("{key}.verify"), &raw.provider, &raw.verify, env)
+        .map_err(|mut errs| {
+            // An unknown provider is reported against `provider`, not `verify`.
+            for e in &mut errs {
+                if e.key.is_empty() {
+                    e.key = format!("{key}.provider");
+                }
+            }
+            issues.extend(errs);
+        })
+        .ok();
+    if issues.len() != before {
+        return None;
+    }
+    Some(SourceConfig {
+        name: name.to_owned(),
+        provider: provider?,
+        publisher: raw.publisher.clone(),
+        topic: topic?,
+        body_limit_bytes: raw
+            .body_limit_bytes
+            .or(server.as_ref().map(|s| s.body_limit_bytes))
+            .unwrap_or(1024 * 1024),
+    })
+}

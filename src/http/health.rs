@@ -1,0 +1,40 @@
+//! `/healthz` (the process is alive), `/readyz` (every publisher passed its last health check, so a
+//! webhook sent now can be acknowledged) and `/metrics`.
+
+use actix_web::http::header::ContentType;
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+
+use super::AppState;
+
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let publishers = state.pipeline.publishers();
+    let down: Vec<&str> = publishers.iter().filter(|p| !p.is_healthy()).map(|p| p.name.as_str()).collect();
+    if down.is_empty() {
+        HttpResponse::Ok().json(json!({"status": "ready"}))
+    } else {
+        HttpResponse::ServiceUnavailable().json(json!({"status": "unready", "publishers_down": down}))
+    }
+}
+
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    match state.pipeline.metrics().render() {
+        Ok(text) => HttpResponse::Ok()
+            .content_type(ContentType(
+                "text/plain; version=0.0.4; charset=utf-8".parse().unwrap_or(mime_text()),
+            ))
+            .body(text),
+        Err(e) => {
+            tracing::error!(error = %e, "rendering metrics failed");
+            HttpResponse::InternalServerError().json(json!({"status": "error", "code": "metrics_failed"}))
+        }
+    }
+}
+
+fn mime_text() -> actix_web::mime::Mime {
+    actix_web::mime::TEXT_PLAIN_UTF_8
+}

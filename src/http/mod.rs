@@ -1,0 +1,30 @@
+//! The HTTP surface: routes and the shared state handlers see.
+
+pub mod error;
+pub mod health;
+pub mod reply;
+pub mod webhook;
+
+use std::sync::Arc;
+
+use actix_web::web;
+
+use crate::pipeline::Pipeline;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub pipeline: Arc<Pipeline>,
+    pub retry_after_seconds: u32,
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/webhooks/{source}")
+            .route(web::post().to(webhook::receive))
+            .default_service(web::to(webhook::method_not_allowed)),
+    )
+    .route("/healthz", web::get().to(health::healthz))
+    .route("/readyz", web::get().to(health::readyz))
+    .route("/metrics", web::get().to(health::metrics))
+    .default_service(web::to(webhook::not_found));
+}

@@ -1,0 +1,107 @@
+//! `POST /webhooks/{source}`: read the request within the source's limits, hand it to the pipeline,
+//! answer with what the pipeline decided.
+
+use std::time::Instant;
+
+use actix_web::http::header::CONTENT_LENGTH;
+use actix_web::{HttpRequest, HttpResponse, web};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use time::OffsetDateTime;
+
+use super::AppState;
+use super::error::IngressError;
+use super::reply::Reply;
+use crate::metrics::Metrics;
+use crate::providers::WebhookRequest;
+
+pub async fn receive(
+    request: HttpRequest,
+    source: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, IngressError> {
+    let started = Instant::now();
+    let pipeline = &state.pipeline;
+    let metrics = pipeline.metrics();
+    let Some(source) = pipeline.source(&source) else {
+        metrics.unknown_source.inc();
+        return Err(IngressError::UnknownSource);
+    };
+    let _in_flight = InFlight::enter(metrics);
+    let name = source.config.name.as_str();
+    let provider = crate::providers::Provider::kind(&source.config.provider);
+
+    let body = match read_body(&request, payload, source.config.body_limit_bytes).await {
+        Ok(body) => body,
+        Err(e) => {
+            metrics.webhooks.with_label_values(&[name, provider, "too_large"]).inc();
+            return Err(e);
+        }
+    };
+    let webhook = WebhookRequest {
+        headers: request.headers(),
+        query: request.query_string(),
+        body: &body,
+        peer: request.peer_addr().map(|a| a.ip()),
+        received_at: OffsetDateTime::now_utc(),
+    };
+    let result = pipeline.process(source, &webhook).await;
+    let outcome = match &result {
+        Ok(_) => "published",
+        Err(e) => e.outcome(),
+    };
+    metrics
+        .request_duration
+        .with_label_values(&[name, outcome])
+        .observe(started.elapsed().as_secs_f64());
+    match result {
+        Ok(accepted) => Ok(HttpResponse::Ok().json(Reply::published(accepted.event_id.as_str()))),
+        Err(error) => Err(IngressError::Pipeline { error, retry_after_seconds: state.retry_after_seconds }),
+    }
+}
+
+/// Reads the body, refusing early on a declared length over `limit` and never buffering past it.
+async fn read_body(request: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<Bytes, IngressError> {
+    let declared = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(IngressError::PayloadTooLarge { limit });
+    }
+    let mut body = BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| IngressError::BodyUnreadable)?;
+        if body.len() + chunk.len() > limit {
+            return Err(IngressError::PayloadTooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// Keeps `hookbridge_in_flight_requests` right on every exit path.
+struct InFlight<'a>(&'a Metrics);
+
+impl<'a> InFlight<'a> {
+    fn enter(metrics: &'a Metrics) -> Self {
+        metrics.in_flight.inc();
+        InFlight(metrics)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.dec();
+    }
+}
+
+pub async fn method_not_allowed() -> Result<HttpResponse, IngressError> {
+    Err(IngressError::MethodNotAllowed)
+}
+
+pub async fn not_found() -> Result<HttpResponse, IngressError> {
+    Err(IngressError::UnknownSource)
+}

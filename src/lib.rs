@@ -1,0 +1,28 @@
+//! hookbridge: one ingress for third-party webhooks. Each request is verified with its provider's
+//! scheme, mapped to a canonical Avro event and published to Kafka or NATS JetStream; the provider
+//! gets 2xx only once the broker has acknowledged.
+//!
+//! # Layout
+//! Data walks one way, and the modules read in that order:
+//! - [`config`]: the TOML file, environment overrides, secret references, validation.
+//! - [`http`]: routes, the webhook handler, health and metrics endpoints, the status table.
+//! - [`providers`]: one file per provider: how it proves authenticity and how its payload maps.
+//! - [`verify`]: the shared verification blocks providers are built from (HMAC, ...).
+//! - [`event`]: the canonical event, its Avro encoding and CloudEvents attributes.
+//! - [`pipeline`]: verify → map → encode → publish; the one place outcomes are decided.
+//! - [`publish`]: the `Publisher` trait, Kafka and NATS JetStream, topic templates.
+//! - [`metrics`]: the Prometheus catalogue.
+//! - [`startup`], [`shutdown`], [`telemetry`], [`cli`]: running the process.
+
+pub mod cli;
+pub mod config;
+pub mod event;
+pub mod http;
+pub mod metrics;
+pub mod pipeline;
+pub mod providers;
+pub mod publish;
+pub mod shutdown;
+pub mod startup;
+pub mod telemetry;
+pub mod verify;

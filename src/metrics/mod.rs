@@ -1,0 +1,107 @@
+//! Prometheus metrics, registered into a registry that is passed in (never the process-global one),
+//! so two gateways in one test process keep separate counts.
+//!
+//! Label values are bounded: configured source and publisher names, provider kinds, and the fixed
+//! outcome and reason codes. Never ids, paths or anything a sender chose.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+/// Request and publish latency buckets, in seconds: dense below the providers' 5 s deadline.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// `hookbridge_webhooks_total{source, provider, outcome}`
+    pub webhooks: IntCounterVec,
+    /// `hookbridge_verification_failures_total{source, provider, reason}`
+    pub verification_failures: IntCounterVec,
+    /// `hookbridge_unknown_source_requests_total`: requests to a source that is not configured.
+    pub unknown_source: IntCounter,
+    /// `hookbridge_request_duration_seconds{source, outcome}`
+    pub request_duration: HistogramVec,
+    /// `hookbridge_publish_duration_seconds{publisher, broker}`: successful publishes, ack included.
+    pub publish_duration: HistogramVec,
+    /// `hookbridge_broker_errors_total{publisher, broker, reason}`
+    pub broker_errors: IntCounterVec,
+    /// `hookbridge_publisher_up{publisher, broker}`: 1 when the last health check passed.
+    pub publisher_up: IntGaugeVec,
+    /// `hookbridge_in_flight_requests`
+    pub in_flight: IntGauge,
+    /// `hookbridge_build_info{version}`: always 1.
+    pub build_info: IntGaugeVec,
+}
+
+impl Metrics {
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let webhooks = IntCounterVec::new(
+            Opts::new("hookbridge_webhooks_total", "Webhooks handled, by source and outcome."),
+            &["source", "provider", "outcome"],
+        )?;
+        let verification_failures = IntCounterVec::new(
+            Opts::new("hookbridge_verification_failures_total", "Webhooks rejected as not authentic, by reason."),
+            &["source", "provider", "reason"],
+        )?;
+        let unknown_source = IntCounter::new(
+            "hookbridge_unknown_source_requests_total",
+            "Requests to /webhooks/{source} for a source that is not configured.",
+        )?;
+        let request_duration = HistogramVec::new(
+            HistogramOpts::new("hookbridge_request_duration_seconds", "Time from request to answer.")
+                .buckets(LATENCY_BUCKETS.to_vec()),
+            &["source", "outcome"],
+        )?;
+        let publish_duration = HistogramVec::new(
+            HistogramOpts::new("hookbridge_publish_duration_seconds", "Broker publish latency, acknowledgement included.")
+                .buckets(LATENCY_BUCKETS.to_vec()),
+            &["publisher", "broker"],
+        )?;
+        let broker_errors = IntCounterVec::new(
+            Opts::new("hookbridge_broker_errors_total", "Failed publishes, by reason."),
+            &["publisher", "broker", "reason"],
+        )?;
+        let publisher_up = IntGaugeVec::new(
+            Opts::new("hookbridge_publisher_up", "1 when the publisher's last health check passed."),
+            &["publisher", "broker"],
+        )?;
+        let in_flight = IntGauge::new("hookbridge_in_flight_requests", "Webhook requests being handled.")?;
+        let build_info = IntGaugeVec::new(
+            Opts::new("hookbridge_build_info", "Build information; always 1."),
+            &["version"],
+        )?;
+        registry.register(Box::new(webhooks.clone()))?;
+        registry.register(Box::new(verification_failures.clone()))?;
+        registry.register(Box::new(unknown_source.clone()))?;
+        registry.register(Box::new(request_duration.clone()))?;
+        registry.register(Box::new(publish_duration.clone()))?;
+        registry.register(Box::new(broker_errors.clone()))?;
+        registry.register(Box::new(publisher_up.clone()))?;
+        registry.register(Box::new(in_flight.clone()))?;
+        registry.register(Box::new(build_info.clone()))?;
+        build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        Ok(Metrics {
+            registry: registry.clone(),
+            webhooks,
+            verification_failures,
+            unknown_source,
+            request_duration,
+            publish_duration,
+            broker_errors,
+            publisher_up,
+            in_flight,
+            build_info,
+        })
+    }
+
+    /// The Prometheus text exposition of every registered metric.
+    pub fn render(&self) -> Result<String, prometheus::Error> {
+        let mut out = Vec::with_capacity(8 * 1024);
+        TextEncoder::new().encode(&self.registry.gather(), &mut out)?;
+        String::from_utf8(out).map_err(|e| prometheus::Error::Msg(e.to_string()))
+    }
+}

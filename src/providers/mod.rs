@@ -1,0 +1,159 @@
+//! Providers: how each webhook sender proves authenticity and how its payload becomes a
+//! [`CanonicalEvent`]. Each provider is one file, assembled from the blocks in `crate::verify`.
+//!
+//! A provider sees a [`WebhookRequest`] and can hand the mapper only a [`Verified`] one, which only
+//! its own `verify` can build: an unverified request cannot reach a broker by construction.
+
+pub mod cronofy;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use actix_web::http::header::HeaderMap;
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use time::OffsetDateTime;
+
+use crate::config::ConfigIssue;
+use crate::event::CanonicalEvent;
+use crate::verify::VerifyError;
+
+/// What a provider sees of an HTTP request.
+pub struct WebhookRequest<'a> {
+    pub headers: &'a HeaderMap,
+    /// The raw query string, without `?`.
+    pub query: &'a str,
+    pub body: &'a Bytes,
+    pub peer: Option<IpAddr>,
+    pub received_at: OffsetDateTime,
+}
+
+impl<'a> WebhookRequest<'a> {
+    /// Every value of a header that is valid text, in order (a repeated header is a list, RFC 9110 §5.3).
+    pub fn header_values(&self, name: &str) -> impl Iterator<Item = &'a str> + use<'a, '_> {
+        self.headers.get_all(name).filter_map(|v| v.to_str().ok())
+    }
+}
+
+/// A request whose authenticity a provider has checked. Constructed only by `verify` functions.
+pub struct Verified<'a> {
+    request: &'a WebhookRequest<'a>,
+}
+
+impl<'a> Verified<'a> {
+    fn new(request: &'a WebhookRequest<'a>) -> Self {
+        Verified { request }
+    }
+
+    pub fn request(&self) -> &'a WebhookRequest<'a> {
+        self.request
+    }
+}
+
+/// Why a verified payload could not be mapped to a canonical event. Messages never quote the payload.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MapError {
+    #[error("payload is not valid JSON (line {line}, column {column})")]
+    InvalidJson { line: usize, column: usize },
+    #[error("payload has no {0}")]
+    MissingField(&'static str),
+    #[error("payload field {0} has an invalid value")]
+    InvalidField(&'static str),
+}
+
+impl MapError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            MapError::InvalidJson { .. } => "invalid_json",
+            MapError::MissingField(_) => "missing_field",
+            MapError::InvalidField(_) => "invalid_field",
+        }
+    }
+
+    pub fn from_json(e: &serde_json::Error) -> Self {
+        MapError::InvalidJson { line: e.line(), column: e.column() }
+    }
+}
+
+/// One provider kind: verification plus mapping.
+pub trait Provider {
+    /// The provider kind as written in config and in events (`cronofy`).
+    fn kind(&self) -> &'static str;
+    fn verify<'a>(&self, request: &'a WebhookRequest<'a>) -> Result<Verified<'a>, VerifyError>;
+    fn map(&self, source: &str, verified: Verified<'_>) -> Result<CanonicalEvent, MapError>;
+}
+
+/// Every provider kind hookbridge knows, built from a source's `verify` table.
+#[derive(Debug, Clone)]
+pub enum AnyProvider {
+    Cronofy(cronofy::Cronofy),
+}
+
+/// Provider kinds accepted in `sources.*.provider`.
+pub const PROVIDER_KINDS: &[&str] = &["cronofy"];
+
+impl AnyProvider {
+    /// Builds a provider from its config. `key` is the path of the `verify` table, for error messages;
+    /// an issue with an empty key is about the provider kind itself.
+    pub fn from_config(
+        key: &str,
+        kind: &str,
+        verify: &toml::Table,
+        env: &HashMap<String, String>,
+    ) -> Result<Self, Vec<ConfigIssue>> {
+        match kind {
+            "cronofy" => cronofy::Cronofy::from_config(key, verify, env).map(AnyProvider::Cronofy),
+            other => Err(vec![ConfigIssue::new(
+                "",
+                format!("unknown provider `{other}`; expected one of: {}", PROVIDER_KINDS.join(", ")),
+            )]),
+        }
+    }
+
+    fn inner(&self) -> &dyn Provider {
+        match self {
+            AnyProvider::Cronofy(p) => p,
+        }
+    }
+}
+
+impl Provider for AnyProvider {
+    fn kind(&self) -> &'static str {
+        self.inner().kind()
+    }
+    fn verify<'a>(&self, request: &'a WebhookRequest<'a>) -> Result<Verified<'a>, VerifyError> {
+        self.inner().verify(request)
+    }
+    fn map(&self, source: &str, verified: Verified<'_>) -> Result<CanonicalEvent, MapError> {
+        self.inner().map(source, verified)
+    }
+}
+
+/// Deserializes a provider's `verify` table, naming the offending key on error.
+pub(crate) fn settings<T: DeserializeOwned>(key: &str, table: &toml::Table) -> Result<T, Vec<ConfigIssue>> {
+    serde_path_to_error::deserialize(toml::Value::Table(table.clone())).map_err(|e| {
+        let path = e.path().to_string();
+        let full = if path == "." { key.to_owned() } else { format!("{key}.{path}") };
+        vec![ConfigIssue::new(full, e.into_inner().to_string())]
+    })
+}
+
+/// Resolves a list of secret references, naming each one that fails.
+pub(crate) fn resolve_secrets(
+    key: &str,
+    refs: &[crate::config::SecretRef],
+    env: &HashMap<String, String>,
+) -> Result<Vec<crate::config::Secret>, Vec<ConfigIssue>> {
+    if refs.is_empty() {
+        return Err(vec![ConfigIssue::new(key, "at least one secret is needed")]);
+    }
+    let mut issues = Vec::new();
+    let mut secrets = Vec::new();
+    for (i, r) in refs.iter().enumerate() {
+        match r.resolve(env) {
+            Ok(s) => secrets.push(s),
+            Err(reason) => issues.push(ConfigIssue::new(format!("{key}[{i}]"), reason)),
+        }
+    }
+    if issues.is_empty() { Ok(secrets) } else { Err(issues) }
+}

@@ -1,0 +1,123 @@
+//! NATS JetStream with async-nats: `Nats-Msg-Id` is the dedup key (JetStream drops a repeat inside
+//! the stream's duplicate window), CloudEvents attributes travel as `ce-*` headers per the NATS
+//! protocol binding, and every publish awaits its PubAck.
+//!
+//! The stream is created (or checked) on start; if the server is unreachable then, the check is
+//! retried by the health loop, so the gateway starts unready rather than not at all.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_nats::connection::State;
+use async_nats::jetstream::{self, message::PublishMessage, stream};
+use async_nats::{HeaderMap, HeaderValue};
+
+use super::{OutboundMessage, PublishError, Publisher, header_safe};
+use crate::config::{NatsConfig, NatsStorage};
+
+pub struct NatsPublisher {
+    client: async_nats::Client,
+    jetstream: jetstream::Context,
+    stream: stream::Config,
+    stream_ready: AtomicBool,
+}
+
+impl NatsPublisher {
+    pub async fn connect(config: &NatsConfig) -> Result<Self, String> {
+        let mut options = async_nats::ConnectOptions::new()
+            .name("hookbridge")
+            // Start even when the server is down; readiness reports it until it is back.
+            .retry_on_initial_connect()
+            .connection_timeout(Duration::from_secs(2));
+        if let Some(token) = &config.token {
+            options = options.token(String::from_utf8_lossy(token.expose()).into_owned());
+        }
+        let client = options.connect(config.url.as_str()).await.map_err(|e| format!("nats: {e}"))?;
+        let jetstream = jetstream::new(client.clone());
+        let publisher = NatsPublisher {
+            client,
+            jetstream,
+            stream: stream::Config {
+                name: config.stream.clone(),
+                subjects: config.subjects.clone(),
+                duplicate_window: config.duplicate_window,
+                storage: match config.storage {
+                    NatsStorage::File => stream::StorageType::File,
+                    NatsStorage::Memory => stream::StorageType::Memory,
+                },
+                ..Default::default()
+            },
+            stream_ready: AtomicBool::new(false),
+        };
+        // Best effort now; the health loop retries until it succeeds.
+        let _first_try = publisher.ensure_stream(Duration::from_secs(2)).await;
+        Ok(publisher)
+    }
+
+    async fn ensure_stream(&self, timeout: Duration) -> Result<(), PublishError> {
+        if self.stream_ready.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        match tokio::time::timeout(timeout, self.jetstream.get_or_create_stream(self.stream.clone())).await {
+            Ok(Ok(_)) => {
+                self.stream_ready.store(true, Ordering::Relaxed);
+                Ok(())
+            }
+            Ok(Err(e)) => Err(PublishError::Unavailable(format!("stream {}: {e}", self.stream.name))),
+            Err(_) => Err(PublishError::Timeout(timeout)),
+        }
+    }
+}
+
+impl Publisher for NatsPublisher {
+    fn broker(&self) -> &'static str {
+        "nats"
+    }
+
+    async fn publish(&self, message: &OutboundMessage) -> Result<(), PublishError> {
+        let mut headers = HeaderMap::new();
+        for (name, value) in &message.cloudevent.attributes {
+            // `parse` rather than `From`: the latter panics on a value it refuses.
+            if let Ok(value) = header_safe(value).parse::<HeaderValue>() {
+                headers.insert(format!("ce-{name}").as_str(), value);
+            }
+        }
+        headers.insert("content-type", message.cloudevent.content_type);
+        let publish = PublishMessage::build()
+            .headers(headers)
+            .message_id(&message.dedup_key)
+            .payload(message.payload.clone().into());
+        let ack = self
+            .jetstream
+            .send_publish(message.topic.clone(), publish)
+            .await
+            .map_err(|e| classify(e.kind(), e.to_string()))?;
+        // A duplicate ack means JetStream already holds this id: the event is safe either way.
+        ack.await.map(|_ack| ()).map_err(|e| classify_ack(e.to_string()))
+    }
+
+    async fn health_check(&self, timeout: Duration) -> Result<(), PublishError> {
+        if self.client.connection_state() != State::Connected {
+            return Err(PublishError::Unavailable("not connected to the NATS server".into()));
+        }
+        self.ensure_stream(timeout).await
+    }
+
+    async fn flush(&self, timeout: Duration) {
+        let _flushed = tokio::time::timeout(timeout, self.client.flush()).await;
+    }
+}
+
+fn classify(kind: jetstream::context::PublishErrorKind, text: String) -> PublishError {
+    use jetstream::context::PublishErrorKind as K;
+    match kind {
+        K::MaxPayloadExceeded => PublishError::Rejected(text),
+        _ => PublishError::Unavailable(text),
+    }
+}
+
+fn classify_ack(text: String) -> PublishError {
+    // "no responders" means no stream captures the subject: a configuration error, but one that an
+    // operator fixes without the provider resending, so it is retryable from the provider's view.
+    PublishError::Unavailable(text)
+}

@@ -1,0 +1,158 @@
+//! Topic (Kafka) and subject (NATS) templates such as `webhooks.{provider}.{type}`.
+//!
+//! Parsed once at config time; rendering cannot fail. Values that come from a payload (the event type)
+//! are reduced to characters both Kafka topics and NATS subject tokens accept, so a provider cannot
+//! steer an event onto a wildcard (`*`, `>`) or an unexpected topic.
+
+use std::fmt;
+
+/// A parsed template.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TopicTemplate {
+    raw: String,
+    parts: Vec<Part>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Part {
+    Literal(String),
+    Source,
+    Provider,
+    Type,
+}
+
+/// The values a template can refer to.
+pub struct TopicVars<'a> {
+    pub source: &'a str,
+    pub provider: &'a str,
+    pub event_type: &'a str,
+}
+
+impl TopicTemplate {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let mut parts = Vec::new();
+        let mut rest = raw;
+        while !rest.is_empty() {
+            match rest.find('{') {
+                Some(0) => {
+                    let end = rest.find('}').ok_or("unclosed `{` in template")?;
+                    parts.push(match &rest[1..end] {
+                        "source" => Part::Source,
+                        "provider" => Part::Provider,
+                        "type" => Part::Type,
+                        other => {
+                            return Err(format!(
+                                "unknown placeholder `{{{other}}}`; expected {{source}}, {{provider}} or {{type}}"
+                            ));
+                        }
+                    });
+                    rest = &rest[end + 1..];
+                }
+                found => {
+                    let end = found.unwrap_or(rest.len());
+                    let literal = &rest[..end];
+                    if literal.contains('}') {
+                        return Err("unmatched `}` in template".into());
+                    }
+                    if let Some(c) = literal.chars().find(|c| !is_topic_char(*c)) {
+                        return Err(format!("character {c:?} is not allowed in topics and subjects"));
+                    }
+                    parts.push(Part::Literal(literal.to_owned()));
+                    rest = &rest[end..];
+                }
+            }
+        }
+        if parts.is_empty() {
+            return Err("template is empty".into());
+        }
+        if raw.starts_with('.') || raw.ends_with('.') || raw.contains("..") {
+            return Err("template must not start or end with `.` or contain `..`".into());
+        }
+        Ok(TopicTemplate { raw: raw.to_owned(), parts })
+    }
+
+    pub fn render(&self, vars: &TopicVars<'_>) -> String {
+        let mut out = String::with_capacity(self.raw.len() + 32);
+        for part in &self.parts {
+            match part {
+                Part::Literal(s) => out.push_str(s),
+                Part::Source => push_sanitized(&mut out, vars.source),
+                Part::Provider => push_sanitized(&mut out, vars.provider),
+                Part::Type => push_sanitized(&mut out, vars.event_type),
+            }
+        }
+        out
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.raw
+    }
+}
+
+impl fmt::Debug for TopicTemplate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TopicTemplate({:?})", self.raw)
+    }
+}
+
+/// Characters legal in a Kafka topic name that are also safe in a NATS subject.
+fn is_topic_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-'
+}
+
+/// Copies `value`, replacing anything outside the safe set with `_` and never producing an empty
+/// token (`a..b`), which NATS rejects.
+fn push_sanitized(out: &mut String, value: &str) {
+    if value.is_empty() {
+        out.push('_');
+        return;
+    }
+    let mut previous = '.';
+    for c in value.chars().take(100) {
+        let c = if is_topic_char(c) { c } else { '_' };
+        let c = if c == '.' && previous == '.' { '_' } else { c };
+        out.push(c);
+        previous = c;
+    }
+    if previous == '.' {
+        out.pop();
+        out.push('_');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars<'a>(event_type: &'a str) -> TopicVars<'a> {
+        TopicVars { source: "cronofy-eu", provider: "cronofy", event_type }
+    }
+
+    #[test]
+    fn renders_placeholders() {
+        let t = TopicTemplate::parse("webhooks.{provider}.{type}").unwrap();
+        assert_eq!(t.render(&vars("calendar.changed")), "webhooks.cronofy.calendar.changed");
+        let t = TopicTemplate::parse("hb-{source}").unwrap();
+        assert_eq!(t.render(&vars("x")), "hb-cronofy-eu");
+    }
+
+    #[test]
+    fn payload_values_cannot_inject_wildcards_or_empty_tokens() {
+        let t = TopicTemplate::parse("webhooks.{type}").unwrap();
+        assert_eq!(t.render(&vars("a.>")), "webhooks.a._");
+        assert_eq!(t.render(&vars("*")), "webhooks._");
+        assert_eq!(t.render(&vars("..x")), "webhooks._.x");
+        assert_eq!(t.render(&vars("")), "webhooks._");
+        assert_eq!(t.render(&vars("a b\n")), "webhooks.a_b_");
+    }
+
+    #[test]
+    fn bad_templates_are_refused() {
+        assert!(TopicTemplate::parse("webhooks.{nope}").unwrap_err().contains("unknown placeholder"));
+        assert!(TopicTemplate::parse("webhooks.{type").is_err());
+        assert!(TopicTemplate::parse("a b").is_err());
+        assert!(TopicTemplate::parse("webhooks.>").is_err());
+        assert!(TopicTemplate::parse("").is_err());
+        assert!(TopicTemplate::parse(".x").is_err());
+    }
+}

@@ -1,0 +1,148 @@
+//! Wiring: `Application::build(config)` connects the publishers, builds the pipeline, binds the
+//! listener and reports the port. `serve`, the integration tests and the benchmark all start the
+//! gateway through here, so there is no test-only wiring to drift.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{App, HttpServer, web};
+use prometheus::Registry;
+
+use crate::config::Config;
+use crate::http::{AppState, routes};
+use crate::metrics::Metrics;
+use crate::pipeline::{Pipeline, Source};
+use crate::publish::{AnyPublisher, NamedPublisher, Publisher};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("publisher {name}: {reason}")]
+    Publisher { name: String, reason: String },
+    #[error("avro schema: {0}")]
+    Schema(#[from] crate::event::avro::EncodeError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: String, source: std::io::Error },
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    pipeline: Arc<Pipeline>,
+    health_task: tokio::task::JoinHandle<()>,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        let registry = Registry::new();
+        let metrics = Metrics::register(&registry)?;
+
+        let mut publishers = BTreeMap::new();
+        for (name, publisher_config) in &config.publishers {
+            let inner = AnyPublisher::connect(publisher_config, config.server.publish_timeout)
+                .await
+                .map_err(|reason| StartupError::Publisher { name: name.clone(), reason })?;
+            publishers.insert(name.clone(), NamedPublisher::new(name.clone(), inner));
+        }
+        let mut sources = HashMap::new();
+        for (name, source_config) in config.sources {
+            // Validation guarantees the publisher exists.
+            let Some(publisher) = publishers.get(&source_config.publisher).cloned() else {
+                return Err(StartupError::Publisher {
+                    name: source_config.publisher.clone(),
+                    reason: format!("not configured (used by source {name})"),
+                });
+            };
+            sources.insert(name, Arc::new(Source { config: source_config, publisher }));
+        }
+        let pipeline = Arc::new(Pipeline::new(
+            sources,
+            publishers.into_values().collect(),
+            metrics,
+            config.server.publish_timeout,
+        )?);
+
+        // One round before serving, so /readyz is truthful from the first probe.
+        let interval = config.server.health_interval;
+        check_publishers(&pipeline, interval).await;
+        let health_task = tokio::spawn(health_loop(pipeline.clone(), interval));
+
+        let addr = config.server.listen;
+        let listener = TcpListener::bind(addr).map_err(|source| StartupError::Bind { addr: addr.to_string(), source })?;
+        let port = listener.local_addr().map_err(|source| StartupError::Bind { addr: addr.to_string(), source })?.port();
+        let state = web::Data::new(AppState {
+            pipeline: pipeline.clone(),
+            retry_after_seconds: config.server.retry_after_seconds,
+        });
+        let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(routes))
+            .workers(config.server.workers)
+            // Signals are handled by `run_until_stopped`, which knows the shutdown order.
+            .disable_signals()
+            .listen(listener)
+            .map_err(|source| StartupError::Bind { addr: addr.to_string(), source })?
+            .run();
+        tracing::info!(port, "hookbridge listening");
+        Ok(Application { port, server, pipeline, health_task })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn pipeline(&self) -> &Arc<Pipeline> {
+        &self.pipeline
+    }
+
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish and
+    /// flushes the publishers.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let stopper = tokio::spawn(async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing in-flight requests");
+            handle.stop(true).await;
+        });
+        let result = self.server.await;
+        stopper.abort();
+        self.health_task.abort();
+        for publisher in self.pipeline.publishers() {
+            publisher.inner.flush(Duration::from_secs(5)).await;
+        }
+        tracing::info!("stopped");
+        result
+    }
+}
+
+async fn health_loop(pipeline: Arc<Pipeline>, interval: Duration) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        check_publishers(&pipeline, interval).await;
+    }
+}
+
+async fn check_publishers(pipeline: &Pipeline, interval: Duration) {
+    let timeout = interval.clamp(Duration::from_millis(200), Duration::from_secs(2));
+    for publisher in pipeline.publishers() {
+        let result = publisher.inner.health_check(timeout).await;
+        let healthy = result.is_ok();
+        let was = publisher.set_healthy(healthy);
+        let broker = publisher.inner.broker();
+        pipeline.metrics().publisher_up.with_label_values(&[&publisher.name, broker]).set(i64::from(healthy));
+        match (was, result) {
+            (false, Ok(())) => tracing::info!(publisher = %publisher.name, broker, "publisher is up"),
+            (true, Err(e)) => tracing::warn!(publisher = %publisher.name, broker, error = %e, "publisher is down"),
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! Real consumers that read back what hookbridge published and decode it with `schemas/event.avsc`
+//! (read from disk here, not the copy embedded in the binary).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use apache_avro::Schema;
+use apache_avro::types::Value;
+use futures_util::StreamExt;
+
+/// One message as a consumer saw it.
+#[derive(Debug, Clone)]
+pub struct Consumed {
+    /// Kafka topic or NATS subject.
+    pub destination: String,
+    /// Kafka record key (None on NATS).
+    pub key: Option<String>,
+    pub headers: BTreeMap<String, String>,
+    pub record: BTreeMap<String, Value>,
+}
+
+impl Consumed {
+    pub fn field(&self, name: &str) -> &Value {
+        self.record.get(name).unwrap_or_else(|| panic!("record has no field {name}: {:?}", self.record))
+    }
+
+    pub fn string(&self, name: &str) -> String {
+        match self.field(name) {
+            Value::String(s) => s.clone(),
+            Value::Union(_, inner) => match inner.as_ref() {
+                Value::String(s) => s.clone(),
+                other => panic!("{name} is {other:?}"),
+            },
+            other => panic!("{name} is {other:?}"),
+        }
+    }
+
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).unwrap_or_else(|| panic!("no header {name} in {:?}", self.headers))
+    }
+}
+
+pub fn event_schema() -> Schema {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/event.avsc");
+    let text = std::fs::read_to_string(path).expect("read schemas/event.avsc");
+    Schema::parse_str(&text).expect("parse schemas/event.avsc")
+}
+
+pub fn decode(schema: &Schema, payload: &[u8]) -> BTreeMap<String, Value> {
+    let mut reader = payload;
+    let value = apache_avro::reader::datum::GenericDatumReader::builder(schema)
+        .build()
+        .expect("datum reader")
+        .read_value(&mut reader)
+        .expect("payload is an Avro datum of event.avsc");
+    assert!(reader.is_empty(), "{} trailing bytes after the datum", reader.len());
+    match value {
+        Value::Record(fields) => fields.into_iter().collect(),
+        other => panic!("not a record: {other:?}"),
+    }
+}
+
+/// Reads every message stored on `subject` in `stream`, waiting up to `wait` for at least
+/// `at_least` of them, then drains whatever else is there (so duplicates are seen).
+pub async fn read_nats(url: &str, stream: &str, subject: &str, at_least: usize, wait: Duration) -> Vec<Consumed> {
+    use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
+    let client = async_nats::connect(url).await.expect("test consumer connects to NATS");
+    let js = async_nats::jetstream::new(client);
+    let deadline = Instant::now() + wait;
+    let schema = event_schema();
+    let stream = loop {
+        match js.get_stream(stream).await {
+            Ok(s) => break s,
+            Err(e) if Instant::now() > deadline => panic!("stream {stream} not found: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    };
+    let consumer: pull::Stream = stream
+        .create_consumer(pull::Config {
+            filter_subject: subject.to_owned(),
+            deliver_policy: DeliverPolicy::All,
+            ack_policy: AckPolicy::None,
+            ..Default::default()
+        })
+        .await
+        .expect("create consumer")
+        .messages()
+        .await
+        .expect("consume");
+    let mut out = Vec::new();
+    let mut consumer = consumer;
+    loop {
+        let remaining = if out.len() < at_least {
+            deadline.saturating_duration_since(Instant::now())
+        } else {
+            // Got what was expected: a short grace period to catch any duplicate.
+            Duration::from_millis(300)
+        };
+        match tokio::time::timeout(remaining, consumer.next()).await {
+            Ok(Some(Ok(m))) => {
+                let headers = m
+                    .headers
+                    .as_ref()
+                    .map(|h| h.iter().map(|(k, v)| (k.to_string(), v.iter().map(|x| x.as_str()).collect::<Vec<_>>().join(","))).collect())
+                    .unwrap_or_default();
+                out.push(Consumed {
+                    destination: m.subject.to_string(),
+                    key: None,
+                    headers,
+                    record: decode(&schema, &m.payload),
+                });
+            }
+            Ok(Some(Err(e))) => panic!("consuming from NATS: {e}"),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    out
+}
+
+/// Reads every record of `topic` from the beginning of every partition, as `read_nats` does.
+pub async fn read_kafka(bootstrap: &str, topic: &str, at_least: usize, wait: Duration) -> Vec<Consumed> {
+    let bootstrap = bootstrap.to_owned();
+    let topic = topic.to_owned();
+    tokio::task::spawn_blocking(move || read_kafka_blocking(&bootstrap, &topic, at_least, wait))
+        .await
+        .expect("kafka consumer thread")
+}
+
+fn read_kafka_blocking(bootstrap: &str, topic: &str, at_least: usize, wait: Duration) -> Vec<Consumed> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::{Headers, Message};
+    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("hookbridge-test-{}", std::process::id()))
+        .set("enable.auto.commit", "false")
+        .set("session.timeout.ms", "6000")
+        .create()
+        .expect("test consumer");
+    let deadline = Instant::now() + wait;
+    let partitions = loop {
+        let found = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(2))
+            .ok()
+            .and_then(|md| md.topics().first().map(|t| t.partitions().len()))
+            .unwrap_or(0);
+        if found > 0 {
+            break found;
+        }
+        assert!(Instant::now() < deadline, "topic {topic} has no partitions");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..partitions {
+        assignment.add_partition_offset(topic, p as i32, Offset::Beginning).expect("add partition");
+    }
+    consumer.assign(&assignment).expect("assign");
+    let schema = event_schema();
+    let mut out = Vec::new();
+    let mut grace_until: Option<Instant> = None;
+    loop {
+        let now = Instant::now();
+        if out.len() >= at_least {
+            let until = *grace_until.get_or_insert(now + Duration::from_millis(500));
+            if now > until {
+                break;
+            }
+        } else if now > deadline {
+            break;
+        }
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                let headers = m
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|h| (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                out.push(Consumed {
+                    destination: m.topic().to_owned(),
+                    key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                    headers,
+                    record: decode(&schema, m.payload().unwrap_or_default()),
+                });
+            }
+            Some(Err(e)) => eprintln!("kafka consumer: {e}"),
+            None => {}
+        }
+    }
+    out
+}
