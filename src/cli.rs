@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "hookbridge", version, about = "Webhook gateway: verify, map to Avro, publish to Kafka or NATS JetStream")]
+#[command(
+    name = "hookbridge",
+    version,
+    about = "Webhook gateway: verify, map to Avro, publish to Kafka or NATS JetStream"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

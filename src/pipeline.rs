@@ -81,7 +81,13 @@ impl Pipeline {
         metrics: Metrics,
         publish_timeout: Duration,
     ) -> Result<Self, EncodeError> {
-        Ok(Pipeline { sources, publishers, metrics, codec: EventCodec::get()?, publish_timeout })
+        Ok(Pipeline {
+            sources,
+            publishers,
+            metrics,
+            codec: EventCodec::get()?,
+            publish_timeout,
+        })
     }
 
     pub fn source(&self, name: &str) -> Option<&Arc<Source>> {
@@ -112,27 +118,44 @@ impl Pipeline {
             }
             Err(e) => {
                 if let PipelineError::Verify(v) = e {
-                    self.metrics.verification_failures.with_label_values(&[name, provider, v.code()]).inc();
+                    self.metrics
+                        .verification_failures
+                        .with_label_values(&[name, provider, v.code()])
+                        .inc();
                 }
                 tracing::warn!(source = name, code = e.code(), error = %e, "webhook not published");
                 e.outcome()
             }
         };
-        self.metrics.webhooks.with_label_values(&[name, provider, outcome]).inc();
+        self.metrics
+            .webhooks
+            .with_label_values(&[name, provider, outcome])
+            .inc();
         result
     }
 
-    async fn run(&self, source: &Source, request: &WebhookRequest<'_>) -> Result<Accepted, PipelineError> {
+    async fn run(
+        &self,
+        source: &Source,
+        request: &WebhookRequest<'_>,
+    ) -> Result<Accepted, PipelineError> {
         let provider = &source.config.provider;
         let verified = provider.verify(request)?;
         let event = provider.map(&source.config.name, verified)?;
         let message = self.encode(source, &event)?;
         self.publish(&source.publisher, &message).await?;
-        Ok(Accepted { event_id: event.id, topic: message.topic })
+        Ok(Accepted {
+            event_id: event.id,
+            topic: message.topic,
+        })
     }
 
     /// Avro body, CloudEvents headers, topic and key for one event.
-    pub fn encode(&self, source: &Source, event: &CanonicalEvent) -> Result<OutboundMessage, EncodeError> {
+    pub fn encode(
+        &self,
+        source: &Source,
+        event: &CanonicalEvent,
+    ) -> Result<OutboundMessage, EncodeError> {
         let topic = source.config.topic.render(&TopicVars {
             source: &event.source,
             provider: event.provider,
@@ -149,10 +172,19 @@ impl Pipeline {
 
     /// Publishes under the deadline; a failure marks the publisher unhealthy until the next
     /// successful health check or publish, so `/readyz` reacts at once.
-    async fn publish(&self, publisher: &NamedPublisher, message: &OutboundMessage) -> Result<(), PublishError> {
+    async fn publish(
+        &self,
+        publisher: &NamedPublisher,
+        message: &OutboundMessage,
+    ) -> Result<(), PublishError> {
         let started = Instant::now();
         let broker = publisher.inner.broker();
-        let result = match tokio::time::timeout(self.publish_timeout, publisher.inner.publish(message)).await {
+        let result = match tokio::time::timeout(
+            self.publish_timeout,
+            publisher.inner.publish(message),
+        )
+        .await
+        {
             Ok(result) => result,
             Err(_elapsed) => Err(PublishError::Timeout(self.publish_timeout)),
         };
@@ -165,7 +197,10 @@ impl Pipeline {
                 publisher.set_healthy(true);
             }
             Err(e) => {
-                self.metrics.broker_errors.with_label_values(&[&publisher.name, broker, e.code()]).inc();
+                self.metrics
+                    .broker_errors
+                    .with_label_values(&[&publisher.name, broker, e.code()])
+                    .inc();
                 if !matches!(e, PublishError::Rejected(_)) {
                     publisher.set_healthy(false);
                 }

@@ -3,7 +3,10 @@
 /// Resolves on the first SIGTERM or SIGINT.
 pub async fn signal() {
     let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
+        // If SIGINT cannot be watched, only SIGTERM stops us.
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
     };
     #[cfg(unix)]
     let term = async {

@@ -27,7 +27,10 @@ pub enum StartupError {
     #[error("avro schema: {0}")]
     Schema(#[from] crate::event::avro::EncodeError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: String, source: std::io::Error },
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
 }
 
 pub struct Application {
@@ -46,7 +49,10 @@ impl Application {
         for (name, publisher_config) in &config.publishers {
             let inner = AnyPublisher::connect(publisher_config, config.server.publish_timeout)
                 .await
-                .map_err(|reason| StartupError::Publisher { name: name.clone(), reason })?;
+                .map_err(|reason| StartupError::Publisher {
+                    name: name.clone(),
+                    reason,
+                })?;
             publishers.insert(name.clone(), NamedPublisher::new(name.clone(), inner));
         }
         let mut sources = HashMap::new();
@@ -58,7 +64,13 @@ impl Application {
                     reason: format!("not configured (used by source {name})"),
                 });
             };
-            sources.insert(name, Arc::new(Source { config: source_config, publisher }));
+            sources.insert(
+                name,
+                Arc::new(Source {
+                    config: source_config,
+                    publisher,
+                }),
+            );
         }
         let pipeline = Arc::new(Pipeline::new(
             sources,
@@ -73,8 +85,17 @@ impl Application {
         let health_task = tokio::spawn(health_loop(pipeline.clone(), interval));
 
         let addr = config.server.listen;
-        let listener = TcpListener::bind(addr).map_err(|source| StartupError::Bind { addr: addr.to_string(), source })?;
-        let port = listener.local_addr().map_err(|source| StartupError::Bind { addr: addr.to_string(), source })?.port();
+        let listener = TcpListener::bind(addr).map_err(|source| StartupError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind {
+                addr: addr.to_string(),
+                source,
+            })?
+            .port();
         let state = web::Data::new(AppState {
             pipeline: pipeline.clone(),
             retry_after_seconds: config.server.retry_after_seconds,
@@ -84,10 +105,18 @@ impl Application {
             // Signals are handled by `run_until_stopped`, which knows the shutdown order.
             .disable_signals()
             .listen(listener)
-            .map_err(|source| StartupError::Bind { addr: addr.to_string(), source })?
+            .map_err(|source| StartupError::Bind {
+                addr: addr.to_string(),
+                source,
+            })?
             .run();
         tracing::info!(port, "hookbridge listening");
-        Ok(Application { port, server, pipeline, health_task })
+        Ok(Application {
+            port,
+            server,
+            pipeline,
+            health_task,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -104,7 +133,10 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish and
     /// flushes the publishers.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let handle = self.server.handle();
         let stopper = tokio::spawn(async move {
             shutdown.await;
@@ -138,10 +170,18 @@ async fn check_publishers(pipeline: &Pipeline, interval: Duration) {
         let healthy = result.is_ok();
         let was = publisher.set_healthy(healthy);
         let broker = publisher.inner.broker();
-        pipeline.metrics().publisher_up.with_label_values(&[&publisher.name, broker]).set(i64::from(healthy));
+        pipeline
+            .metrics()
+            .publisher_up
+            .with_label_values(&[&publisher.name, broker])
+            .set(i64::from(healthy));
         match (was, result) {
-            (false, Ok(())) => tracing::info!(publisher = %publisher.name, broker, "publisher is up"),
-            (true, Err(e)) => tracing::warn!(publisher = %publisher.name, broker, error = %e, "publisher is down"),
+            (false, Ok(())) => {
+                tracing::info!(publisher = %publisher.name, broker, "publisher is up")
+            }
+            (true, Err(e)) => {
+                tracing::warn!(publisher = %publisher.name, broker, error = %e, "publisher is down")
+            }
             _ => {}
         }
     }

@@ -49,7 +49,11 @@ pub fn load_str(text: &str, env: &HashMap<String, String>) -> Result<RawConfig, 
     serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
         let key = e.path().to_string();
         LoadError::Shape {
-            key: if key == "." { "(top level)".into() } else { key },
+            key: if key == "." {
+                "(top level)".into()
+            } else {
+                key
+            },
             reason: e.into_inner().to_string(),
         }
     })
@@ -62,11 +66,15 @@ fn apply_env_overrides(
     table: &mut toml::Table,
     env: &HashMap<String, String>,
 ) -> Result<(), LoadError> {
-    let mut overrides: Vec<(&String, &String)> =
-        env.iter().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect();
+    let mut overrides: Vec<(&String, &String)> = env
+        .iter()
+        .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+        .collect();
     overrides.sort();
     for (name, raw) in overrides {
-        let path: Vec<String> = name[ENV_PREFIX.len()..]
+        let path: Vec<String> = name
+            .strip_prefix(ENV_PREFIX)
+            .unwrap_or_default()
             .split("__")
             .map(|s| s.to_ascii_lowercase())
             .collect();
@@ -115,7 +123,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]

@@ -32,7 +32,10 @@ impl SecretRef {
             }
             return Ok(SecretRef::File(PathBuf::from(path)));
         }
-        Err("secrets must be references (`env:NAME` or `file:/absolute/path`), never inline values".into())
+        Err(
+            "secrets must be references (`env:NAME` or `file:/absolute/path`), never inline values"
+                .into(),
+        )
     }
 
     /// Reads the secret. A file's trailing newline is dropped (editors and `kubectl create secret
@@ -120,10 +123,16 @@ mod tests {
     #[test]
     fn env_reference_resolves_from_the_given_map() {
         let env = HashMap::from([("CRONOFY".to_owned(), "s3cret".to_owned())]);
-        let secret = SecretRef::parse("env:CRONOFY").unwrap().resolve(&env).unwrap();
+        let secret = SecretRef::parse("env:CRONOFY")
+            .unwrap()
+            .resolve(&env)
+            .unwrap();
         assert_eq!(secret.expose(), b"s3cret");
         assert_eq!(format!("{secret:?}"), "Secret(<redacted>)");
-        let missing = SecretRef::parse("env:NOPE").unwrap().resolve(&env).unwrap_err();
+        let missing = SecretRef::parse("env:NOPE")
+            .unwrap()
+            .resolve(&env)
+            .unwrap_err();
         assert!(missing.contains("NOPE is not set"));
     }
 

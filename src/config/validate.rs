@@ -19,7 +19,10 @@ pub struct ConfigIssue {
 
 impl ConfigIssue {
     pub fn new(key: impl Into<String>, reason: impl Into<String>) -> Self {
-        ConfigIssue { key: key.into(), reason: reason.into() }
+        ConfigIssue {
+            key: key.into(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -101,7 +104,10 @@ const PINNED_KAFKA_PROPERTIES: &[&str] = &["acks", "enable.idempotence", "bootst
 
 impl Config {
     /// Validates a raw config. `env` resolves `env:` secret references.
-    pub fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<Config, Vec<ConfigIssue>> {
+    pub fn validate(
+        raw: RawConfig,
+        env: &HashMap<String, String>,
+    ) -> Result<Config, Vec<ConfigIssue>> {
         let mut issues = Vec::new();
         let server = validate_server(&raw.server, &mut issues);
         let mut publishers = BTreeMap::new();
@@ -109,8 +115,12 @@ impl Config {
             let key = format!("publishers.{name}");
             check_name(&key, name, &mut issues);
             let publisher = match raw_pub {
-                RawPublisher::Kafka(k) => validate_kafka(&key, k, env, &mut issues).map(PublisherConfig::Kafka),
-                RawPublisher::Nats(n) => validate_nats(&key, n, env, &mut issues).map(PublisherConfig::Nats),
+                RawPublisher::Kafka(k) => {
+                    validate_kafka(&key, k, env, &mut issues).map(PublisherConfig::Kafka)
+                }
+                RawPublisher::Nats(n) => {
+                    validate_nats(&key, n, env, &mut issues).map(PublisherConfig::Nats)
+                }
             };
             if let Some(p) = publisher {
                 publishers.insert(name.clone(), p);
@@ -120,7 +130,9 @@ impl Config {
         for (name, raw_src) in &raw.sources {
             let key = format!("sources.{name}");
             check_name(&key, name, &mut issues);
-            if let Some(source) = validate_source(&key, name, raw_src, &server, &raw, env, &mut issues) {
+            if let Some(source) =
+                validate_source(&key, name, raw_src, &server, &raw, env, &mut issues)
+            {
                 sources.insert(name.clone(), source);
             }
         }
@@ -128,7 +140,11 @@ impl Config {
             issues.push(ConfigIssue::new("sources", "no source is configured"));
         }
         match (server, issues.is_empty()) {
-            (Some(server), true) => Ok(Config { server, publishers, sources }),
+            (Some(server), true) => Ok(Config {
+                server,
+                publishers,
+                sources,
+            }),
             _ => Err(issues),
         }
     }
@@ -138,9 +154,14 @@ impl Config {
 fn check_name(key: &str, name: &str, issues: &mut Vec<ConfigIssue>) {
     let ok = !name.is_empty()
         && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
     if !ok {
-        issues.push(ConfigIssue::new(key, "names use 1 to 64 of a-z, 0-9, - and _"));
+        issues.push(ConfigIssue::new(
+            key,
+            "names use 1 to 64 of a-z, 0-9, - and _",
+        ));
     }
 }
 
@@ -148,16 +169,30 @@ fn validate_server(raw: &RawServer, issues: &mut Vec<ConfigIssue>) -> Option<Ser
     let listen = raw
         .listen
         .parse::<SocketAddr>()
-        .map_err(|_| issues.push(ConfigIssue::new("server.listen", "expected host:port, such as 0.0.0.0:8080")))
+        .map_err(|_| {
+            issues.push(ConfigIssue::new(
+                "server.listen",
+                "expected host:port, such as 0.0.0.0:8080",
+            ))
+        })
         .ok();
     if raw.body_limit_bytes == 0 {
-        issues.push(ConfigIssue::new("server.body_limit_bytes", "must be greater than 0"));
+        issues.push(ConfigIssue::new(
+            "server.body_limit_bytes",
+            "must be greater than 0",
+        ));
     }
     if raw.publish_timeout_ms == 0 || raw.publish_timeout_ms > 60_000 {
-        issues.push(ConfigIssue::new("server.publish_timeout_ms", "must be between 1 and 60000"));
+        issues.push(ConfigIssue::new(
+            "server.publish_timeout_ms",
+            "must be between 1 and 60000",
+        ));
     }
     if raw.health_interval_ms < 50 {
-        issues.push(ConfigIssue::new("server.health_interval_ms", "must be at least 50"));
+        issues.push(ConfigIssue::new(
+            "server.health_interval_ms",
+            "must be at least 50",
+        ));
     }
     if raw.workers == Some(0) {
         issues.push(ConfigIssue::new("server.workers", "must be at least 1"));
@@ -166,7 +201,10 @@ fn validate_server(raw: &RawServer, issues: &mut Vec<ConfigIssue>) -> Option<Ser
         "text" => Some(LogFormat::Text),
         "json" => Some(LogFormat::Json),
         _ => {
-            issues.push(ConfigIssue::new("server.log_format", "expected `text` or `json`"));
+            issues.push(ConfigIssue::new(
+                "server.log_format",
+                "expected `text` or `json`",
+            ));
             None
         }
     };
@@ -191,7 +229,10 @@ fn validate_kafka(
 ) -> Option<KafkaConfig> {
     let before = issues.len();
     if raw.bootstrap_servers.trim().is_empty() {
-        issues.push(ConfigIssue::new(format!("{key}.bootstrap_servers"), "must not be empty"));
+        issues.push(ConfigIssue::new(
+            format!("{key}.bootstrap_servers"),
+            "must not be empty",
+        ));
     }
     for name in raw.properties.keys().chain(raw.secret_properties.keys()) {
         if PINNED_KAFKA_PROPERTIES.contains(&name.as_str()) {
@@ -202,10 +243,16 @@ fn validate_kafka(
         }
     }
     if raw.topic_partitions < 1 {
-        issues.push(ConfigIssue::new(format!("{key}.topic_partitions"), "must be at least 1"));
+        issues.push(ConfigIssue::new(
+            format!("{key}.topic_partitions"),
+            "must be at least 1",
+        ));
     }
     if raw.topic_replication < 1 {
-        issues.push(ConfigIssue::new(format!("{key}.topic_replication"), "must be at least 1"));
+        issues.push(ConfigIssue::new(
+            format!("{key}.topic_replication"),
+            "must be at least 1",
+        ));
     }
     let mut secret_properties = BTreeMap::new();
     for (name, reference) in &raw.secret_properties {
@@ -213,7 +260,10 @@ fn validate_kafka(
             Ok(secret) => {
                 secret_properties.insert(name.clone(), secret);
             }
-            Err(reason) => issues.push(ConfigIssue::new(format!("{key}.secret_properties.{name}"), reason)),
+            Err(reason) => issues.push(ConfigIssue::new(
+                format!("{key}.secret_properties.{name}"),
+                reason,
+            )),
         }
     }
     (issues.len() == before).then(|| KafkaConfig {
@@ -238,18 +288,30 @@ fn validate_nats(
         issues.push(ConfigIssue::new(format!("{key}.url"), "must not be empty"));
     }
     let stream_ok = !raw.stream.is_empty()
-        && raw.stream.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        && raw
+            .stream
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if !stream_ok {
-        issues.push(ConfigIssue::new(format!("{key}.stream"), "stream names use A-Z, a-z, 0-9, - and _"));
+        issues.push(ConfigIssue::new(
+            format!("{key}.stream"),
+            "stream names use A-Z, a-z, 0-9, - and _",
+        ));
     }
     if raw.subjects.is_empty() {
-        issues.push(ConfigIssue::new(format!("{key}.subjects"), "at least one subject is needed"));
+        issues.push(ConfigIssue::new(
+            format!("{key}.subjects"),
+            "at least one subject is needed",
+        ));
     }
     let storage = match raw.storage.as_str() {
         "file" => NatsStorage::File,
         "memory" => NatsStorage::Memory,
         _ => {
-            issues.push(ConfigIssue::new(format!("{key}.storage"), "expected `file` or `memory`"));
+            issues.push(ConfigIssue::new(
+                format!("{key}.storage"),
+                "expected `file` or `memory`",
+            ));
             NatsStorage::File
         }
     };
@@ -284,26 +346,34 @@ fn validate_source(
         let known: Vec<&str> = whole.publishers.keys().map(String::as_str).collect();
         issues.push(ConfigIssue::new(
             format!("{key}.publisher"),
-            format!("no publisher named `{}` (configured: {})", raw.publisher, known.join(", ")),
+            format!(
+                "no publisher named `{}` (configured: {})",
+                raw.publisher,
+                known.join(", ")
+            ),
         ));
     }
     let topic = TopicTemplate::parse(&raw.topic)
         .map_err(|reason| issues.push(ConfigIssue::new(format!("{key}.topic"), reason)))
         .ok();
     if raw.body_limit_bytes == Some(0) {
-        issues.push(ConfigIssue::new(format!("{key}.body_limit_bytes"), "must be greater than 0"));
+        issues.push(ConfigIssue::new(
+            format!("{key}.body_limit_bytes"),
+            "must be greater than 0",
+        ));
     }
-    let provider = AnyProvider::from_config(&format!("{key}.verify"), &raw.provider, &raw.verify, env)
-        .map_err(|mut errs| {
-            // An unknown provider is reported against `provider`, not `verify`.
-            for e in &mut errs {
-                if e.key.is_empty() {
-                    e.key = format!("{key}.provider");
+    let provider =
+        AnyProvider::from_config(&format!("{key}.verify"), &raw.provider, &raw.verify, env)
+            .map_err(|mut errs| {
+                // An unknown provider is reported against `provider`, not `verify`.
+                for e in &mut errs {
+                    if e.key.is_empty() {
+                        e.key = format!("{key}.provider");
+                    }
                 }
-            }
-            issues.extend(errs);
-        })
-        .ok();
+                issues.extend(errs);
+            })
+            .ok();
     if issues.len() != before {
         return None;
     }

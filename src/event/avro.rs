@@ -51,8 +51,14 @@ impl EventCodec {
                     .human_readable(false)
                     .build()
                     .map_err(|e| e.to_string())?;
-                let fingerprint = schema.fingerprint::<apache_avro::rabin::Rabin>().to_string();
-                Ok(EventCodec { schema, writer, fingerprint })
+                let fingerprint = schema
+                    .fingerprint::<apache_avro::rabin::Rabin>()
+                    .to_string();
+                Ok(EventCodec {
+                    schema,
+                    writer,
+                    fingerprint,
+                })
             })
             .as_ref()
             .map_err(|e| EncodeError(e.clone()))
@@ -184,7 +190,7 @@ impl Serialize for AvroCrm<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{EventId, CalendarChange};
+    use crate::event::{CalendarChange, EventId};
     use apache_avro::types::Value;
     use time::macros::datetime;
 
@@ -208,7 +214,9 @@ mod tests {
 
     fn decode(bytes: &[u8]) -> Vec<(String, Value)> {
         let codec = EventCodec::get().unwrap();
-        let reader = apache_avro::reader::datum::GenericDatumReader::builder(codec.schema()).build().unwrap();
+        let reader = apache_avro::reader::datum::GenericDatumReader::builder(codec.schema())
+            .build()
+            .unwrap();
         match reader.read_value(&mut &bytes[..]).unwrap() {
             Value::Record(fields) => fields,
             other => panic!("not a record: {other:?}"),
@@ -224,9 +232,21 @@ mod tests {
             changes_since: Some(datetime!(2024-10-14 09:24:16 UTC)),
             calendar_ids: vec!["cal_1".into()],
         });
-        let appointment = EventData::Appointment(Appointment { action: "booked".into(), ..Default::default() });
-        let crm = EventData::CrmRecord(CrmRecord { object_type: "client".into(), action: "created".into(), ..Default::default() });
-        for (data, branch) in [(None, 0), (Some(calendar), 1), (Some(appointment), 2), (Some(crm), 3)] {
+        let appointment = EventData::Appointment(Appointment {
+            action: "booked".into(),
+            ..Default::default()
+        });
+        let crm = EventData::CrmRecord(CrmRecord {
+            object_type: "client".into(),
+            action: "created".into(),
+            ..Default::default()
+        });
+        for (data, branch) in [
+            (None, 0),
+            (Some(calendar), 1),
+            (Some(appointment), 2),
+            (Some(crm), 3),
+        ] {
             let fields = decode(&codec.encode(&sample(data)).unwrap());
             let (_, value) = fields.iter().find(|(n, _)| n == "data").unwrap();
             match value {

@@ -27,13 +27,19 @@ impl CloudEventAttributes {
             ("source", format!("/hookbridge/sources/{}", event.source)),
             ("type", format!("{TYPE_PREFIX}{}", event.event_type)),
             ("time", time.format(&Rfc3339).unwrap_or_default()),
-            ("dataschema", format!("urn:avro:{EVENT_SCHEMA_NAME}:rabin:{schema_fingerprint}")),
+            (
+                "dataschema",
+                format!("urn:avro:{EVENT_SCHEMA_NAME}:rabin:{schema_fingerprint}"),
+            ),
             // Partitioning extension: the same value as the Kafka record key.
             ("partitionkey", event.partition_key.clone()),
         ];
         if let Some(subject) = &event.subject {
             attributes.push(("subject", subject.clone()));
         }
-        CloudEventAttributes { attributes, content_type: EVENT_CONTENT_TYPE }
+        CloudEventAttributes {
+            attributes,
+            content_type: EVENT_CONTENT_TYPE,
+        }
     }
 }

@@ -139,7 +139,14 @@ mod tests {
 
     #[test]
     fn content_ids_are_length_prefixed() {
-        assert_ne!(EventId::from_content(&[b"ab", b"c"]), EventId::from_content(&[b"a", b"bc"]));
-        assert!(EventId::from_content(&[b"x"]).as_str().starts_with("sha256:"));
+        assert_ne!(
+            EventId::from_content(&[b"ab", b"c"]),
+            EventId::from_content(&[b"a", b"bc"])
+        );
+        assert!(
+            EventId::from_content(&[b"x"])
+                .as_str()
+                .starts_with("sha256:")
+        );
     }
 }

@@ -29,7 +29,10 @@ pub enum IngressError {
     #[error("the request body could not be read")]
     BodyUnreadable,
     #[error("{error}")]
-    Pipeline { error: PipelineError, retry_after_seconds: u32 },
+    Pipeline {
+        error: PipelineError,
+        retry_after_seconds: u32,
+    },
 }
 
 impl IngressError {
@@ -63,7 +66,10 @@ impl ResponseError for IngressError {
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
         let mut builder = HttpResponse::build(status);
-        if let IngressError::Pipeline { retry_after_seconds, .. } = self
+        if let IngressError::Pipeline {
+            retry_after_seconds,
+            ..
+        } = self
             && status == StatusCode::SERVICE_UNAVAILABLE
         {
             builder.insert_header((RETRY_AFTER, retry_after_seconds.to_string()));
@@ -74,7 +80,11 @@ impl ResponseError for IngressError {
         } else {
             self.to_string()
         };
-        let label = if status == StatusCode::SERVICE_UNAVAILABLE { "unavailable" } else { "rejected" };
+        let label = if status == StatusCode::SERVICE_UNAVAILABLE {
+            "unavailable"
+        } else {
+            "rejected"
+        };
         builder.json(Reply::error(label, self.code(), message))
     }
 }

@@ -13,11 +13,16 @@ pub async fn healthz() -> HttpResponse {
 
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let publishers = state.pipeline.publishers();
-    let down: Vec<&str> = publishers.iter().filter(|p| !p.is_healthy()).map(|p| p.name.as_str()).collect();
+    let down: Vec<&str> = publishers
+        .iter()
+        .filter(|p| !p.is_healthy())
+        .map(|p| p.name.as_str())
+        .collect();
     if down.is_empty() {
         HttpResponse::Ok().json(json!({"status": "ready"}))
     } else {
-        HttpResponse::ServiceUnavailable().json(json!({"status": "unready", "publishers_down": down}))
+        HttpResponse::ServiceUnavailable()
+            .json(json!({"status": "unready", "publishers_down": down}))
     }
 }
 
@@ -25,12 +30,15 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     match state.pipeline.metrics().render() {
         Ok(text) => HttpResponse::Ok()
             .content_type(ContentType(
-                "text/plain; version=0.0.4; charset=utf-8".parse().unwrap_or(mime_text()),
+                "text/plain; version=0.0.4; charset=utf-8"
+                    .parse()
+                    .unwrap_or(mime_text()),
             ))
             .body(text),
         Err(e) => {
             tracing::error!(error = %e, "rendering metrics failed");
-            HttpResponse::InternalServerError().json(json!({"status": "error", "code": "metrics_failed"}))
+            HttpResponse::InternalServerError()
+                .json(json!({"status": "error", "code": "metrics_failed"}))
         }
     }
 }

@@ -16,10 +16,20 @@ pub struct Reply<'a> {
 
 impl<'a> Reply<'a> {
     pub fn published(event_id: &'a str) -> Self {
-        Reply { status: "published", code: "ok", message: None, event_id: Some(event_id) }
+        Reply {
+            status: "published",
+            code: "ok",
+            message: None,
+            event_id: Some(event_id),
+        }
     }
 
     pub fn error(status: &'a str, code: &'a str, message: String) -> Self {
-        Reply { status, code, message: Some(message), event_id: None }
+        Reply {
+            status,
+            code,
+            message: Some(message),
+            event_id: None,
+        }
     }
 }

@@ -35,7 +35,10 @@ pub async fn receive(
     let body = match read_body(&request, payload, source.config.body_limit_bytes).await {
         Ok(body) => body,
         Err(e) => {
-            metrics.webhooks.with_label_values(&[name, provider, "too_large"]).inc();
+            metrics
+                .webhooks
+                .with_label_values(&[name, provider, "too_large"])
+                .inc();
             return Err(e);
         }
     };
@@ -57,12 +60,19 @@ pub async fn receive(
         .observe(started.elapsed().as_secs_f64());
     match result {
         Ok(accepted) => Ok(HttpResponse::Ok().json(Reply::published(accepted.event_id.as_str()))),
-        Err(error) => Err(IngressError::Pipeline { error, retry_after_seconds: state.retry_after_seconds }),
+        Err(error) => Err(IngressError::Pipeline {
+            error,
+            retry_after_seconds: state.retry_after_seconds,
+        }),
     }
 }
 
 /// Reads the body, refusing early on a declared length over `limit` and never buffering past it.
-async fn read_body(request: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<Bytes, IngressError> {
+async fn read_body(
+    request: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<Bytes, IngressError> {
     let declared = request
         .headers()
         .get(CONTENT_LENGTH)

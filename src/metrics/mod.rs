@@ -40,11 +40,17 @@ pub struct Metrics {
 impl Metrics {
     pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
         let webhooks = IntCounterVec::new(
-            Opts::new("hookbridge_webhooks_total", "Webhooks handled, by source and outcome."),
+            Opts::new(
+                "hookbridge_webhooks_total",
+                "Webhooks handled, by source and outcome.",
+            ),
             &["source", "provider", "outcome"],
         )?;
         let verification_failures = IntCounterVec::new(
-            Opts::new("hookbridge_verification_failures_total", "Webhooks rejected as not authentic, by reason."),
+            Opts::new(
+                "hookbridge_verification_failures_total",
+                "Webhooks rejected as not authentic, by reason.",
+            ),
             &["source", "provider", "reason"],
         )?;
         let unknown_source = IntCounter::new(
@@ -52,24 +58,39 @@ impl Metrics {
             "Requests to /webhooks/{source} for a source that is not configured.",
         )?;
         let request_duration = HistogramVec::new(
-            HistogramOpts::new("hookbridge_request_duration_seconds", "Time from request to answer.")
-                .buckets(LATENCY_BUCKETS.to_vec()),
+            HistogramOpts::new(
+                "hookbridge_request_duration_seconds",
+                "Time from request to answer.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
             &["source", "outcome"],
         )?;
         let publish_duration = HistogramVec::new(
-            HistogramOpts::new("hookbridge_publish_duration_seconds", "Broker publish latency, acknowledgement included.")
-                .buckets(LATENCY_BUCKETS.to_vec()),
+            HistogramOpts::new(
+                "hookbridge_publish_duration_seconds",
+                "Broker publish latency, acknowledgement included.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
             &["publisher", "broker"],
         )?;
         let broker_errors = IntCounterVec::new(
-            Opts::new("hookbridge_broker_errors_total", "Failed publishes, by reason."),
+            Opts::new(
+                "hookbridge_broker_errors_total",
+                "Failed publishes, by reason.",
+            ),
             &["publisher", "broker", "reason"],
         )?;
         let publisher_up = IntGaugeVec::new(
-            Opts::new("hookbridge_publisher_up", "1 when the publisher's last health check passed."),
+            Opts::new(
+                "hookbridge_publisher_up",
+                "1 when the publisher's last health check passed.",
+            ),
             &["publisher", "broker"],
         )?;
-        let in_flight = IntGauge::new("hookbridge_in_flight_requests", "Webhook requests being handled.")?;
+        let in_flight = IntGauge::new(
+            "hookbridge_in_flight_requests",
+            "Webhook requests being handled.",
+        )?;
         let build_info = IntGaugeVec::new(
             Opts::new("hookbridge_build_info", "Build information; always 1."),
             &["version"],
@@ -83,7 +104,9 @@ impl Metrics {
         registry.register(Box::new(publisher_up.clone()))?;
         registry.register(Box::new(in_flight.clone()))?;
         registry.register(Box::new(build_info.clone()))?;
-        build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
         Ok(Metrics {
             registry: registry.clone(),
             webhooks,

@@ -71,7 +71,10 @@ impl MapError {
     }
 
     pub fn from_json(e: &serde_json::Error) -> Self {
-        MapError::InvalidJson { line: e.line(), column: e.column() }
+        MapError::InvalidJson {
+            line: e.line(),
+            column: e.column(),
+        }
     }
 }
 
@@ -105,7 +108,10 @@ impl AnyProvider {
             "cronofy" => cronofy::Cronofy::from_config(key, verify, env).map(AnyProvider::Cronofy),
             other => Err(vec![ConfigIssue::new(
                 "",
-                format!("unknown provider `{other}`; expected one of: {}", PROVIDER_KINDS.join(", ")),
+                format!(
+                    "unknown provider `{other}`; expected one of: {}",
+                    PROVIDER_KINDS.join(", ")
+                ),
             )]),
         }
     }
@@ -130,10 +136,17 @@ impl Provider for AnyProvider {
 }
 
 /// Deserializes a provider's `verify` table, naming the offending key on error.
-pub(crate) fn settings<T: DeserializeOwned>(key: &str, table: &toml::Table) -> Result<T, Vec<ConfigIssue>> {
+pub(crate) fn settings<T: DeserializeOwned>(
+    key: &str,
+    table: &toml::Table,
+) -> Result<T, Vec<ConfigIssue>> {
     serde_path_to_error::deserialize(toml::Value::Table(table.clone())).map_err(|e| {
         let path = e.path().to_string();
-        let full = if path == "." { key.to_owned() } else { format!("{key}.{path}") };
+        let full = if path == "." {
+            key.to_owned()
+        } else {
+            format!("{key}.{path}")
+        };
         vec![ConfigIssue::new(full, e.into_inner().to_string())]
     })
 }
@@ -155,5 +168,9 @@ pub(crate) fn resolve_secrets(
             Err(reason) => issues.push(ConfigIssue::new(format!("{key}[{i}]"), reason)),
         }
     }
-    if issues.is_empty() { Ok(secrets) } else { Err(issues) }
+    if issues.is_empty() {
+        Ok(secrets)
+    } else {
+        Err(issues)
+    }
 }

@@ -54,7 +54,10 @@ impl KafkaPublisher {
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", config.linger_ms.to_string())
-            .set("message.timeout.ms", publish_timeout.as_millis().max(1).to_string())
+            .set(
+                "message.timeout.ms",
+                publish_timeout.as_millis().max(1).to_string(),
+            )
             .set("socket.keepalive.enable", "true");
         for (name, value) in &config.properties {
             client.set(name, value);
@@ -62,10 +65,15 @@ impl KafkaPublisher {
         for (name, secret) in &config.secret_properties {
             client.set(name, String::from_utf8_lossy(secret.expose()).into_owned());
         }
-        let producer: FutureProducer =
-            client.create().map_err(|e| format!("kafka producer: {e}"))?;
+        let producer: FutureProducer = client
+            .create()
+            .map_err(|e| format!("kafka producer: {e}"))?;
         let admin = if config.create_topics {
-            Some(client.create().map_err(|e| format!("kafka admin client: {e}"))?)
+            Some(
+                client
+                    .create()
+                    .map_err(|e| format!("kafka admin client: {e}"))?,
+            )
         } else {
             None
         };
@@ -90,22 +98,26 @@ impl KafkaPublisher {
     /// Replaces a producer that the broker no longer accepts deliveries from. The old one is dropped
     /// on a blocking thread: dropping purges its queue and waits up to 500 ms.
     fn rebuild_producer(&self) -> Result<(), PublishError> {
-        let fresh: FutureProducer = self
-            .client_config
-            .create()
-            .map_err(|e| PublishError::Unavailable(format!("recreating the kafka producer: {e}")))?;
+        let fresh: FutureProducer = self.client_config.create().map_err(|e| {
+            PublishError::Unavailable(format!("recreating the kafka producer: {e}"))
+        })?;
         let old = match self.producer.write() {
             Ok(mut guard) => std::mem::replace(&mut *guard, fresh),
             Err(_) => return Err(PublishError::Unavailable("producer lock poisoned".into())),
         };
         drop(tokio::task::spawn_blocking(move || drop(old)));
         self.suspect.store(false, Ordering::Relaxed);
-        tracing::warn!("kafka producer recreated after repeated delivery failures with the broker reachable");
+        tracing::warn!(
+            "kafka producer recreated after repeated delivery failures with the broker reachable"
+        );
         Ok(())
     }
 
     fn topic_known(&self, topic: &str) -> bool {
-        self.known_topics.lock().map(|t| t.contains(topic)).unwrap_or(false)
+        self.known_topics
+            .lock()
+            .map(|t| t.contains(topic))
+            .unwrap_or(false)
     }
 
     fn forget_topic(&self, topic: &str) {
@@ -116,11 +128,17 @@ impl KafkaPublisher {
 
     /// Creates `topic` unless this process already knows it exists. "Already exists" is success.
     async fn ensure_topic(&self, topic: &str) -> Result<(), PublishError> {
-        let Some(admin) = &self.admin else { return Ok(()) };
+        let Some(admin) = &self.admin else {
+            return Ok(());
+        };
         if self.topic_known(topic) {
             return Ok(());
         }
-        let new = NewTopic::new(topic, self.partitions, TopicReplication::Fixed(self.replication));
+        let new = NewTopic::new(
+            topic,
+            self.partitions,
+            TopicReplication::Fixed(self.replication),
+        );
         let results = admin
             .create_topics([&new], &AdminOptions::new())
             .await
@@ -141,11 +159,20 @@ impl KafkaPublisher {
         let mut headers = OwnedHeaders::new_with_capacity(message.cloudevent.attributes.len() + 2);
         for (name, value) in &message.cloudevent.attributes {
             let key = format!("ce_{name}");
-            headers = headers.insert(Header { key: &key, value: Some(header_safe(value).as_bytes()) });
+            headers = headers.insert(Header {
+                key: &key,
+                value: Some(header_safe(value).as_bytes()),
+            });
         }
         headers = headers
-            .insert(Header { key: "content-type", value: Some(message.cloudevent.content_type) })
-            .insert(Header { key: DEDUP_HEADER, value: Some(message.dedup_key.as_str()) });
+            .insert(Header {
+                key: "content-type",
+                value: Some(message.cloudevent.content_type),
+            })
+            .insert(Header {
+                key: DEDUP_HEADER,
+                value: Some(message.dedup_key.as_str()),
+            });
         let record = FutureRecord::to(&message.topic)
             .key(message.key.as_bytes())
             .payload(&message.payload)
@@ -162,8 +189,10 @@ impl KafkaPublisher {
                 Ok(())
             }
             Err((e, _message)) => {
-                let wedged = matches!(e.rdkafka_error_code(), Some(RDKafkaErrorCode::MessageTimedOut))
-                    || producer.client().fatal_error().is_some();
+                let wedged = matches!(
+                    e.rdkafka_error_code(),
+                    Some(RDKafkaErrorCode::MessageTimedOut)
+                ) || producer.client().fatal_error().is_some();
                 if !wedged {
                     unanswered.disarm();
                 }
@@ -183,7 +212,9 @@ impl Publisher for KafkaPublisher {
         match self.send(message).await {
             // A broker that lost its metadata (restart, topic deleted) forgets the topic: create it
             // again once and retry, all within the caller's deadline.
-            Err(PublishError::Unavailable(reason)) if reason.contains("UnknownTopic") && self.admin.is_some() => {
+            Err(PublishError::Unavailable(reason))
+                if reason.contains("UnknownTopic") && self.admin.is_some() =>
+            {
                 self.forget_topic(&message.topic);
                 self.ensure_topic(&message.topic).await?;
                 self.send(message).await
@@ -213,7 +244,9 @@ impl Publisher for KafkaPublisher {
     }
 
     async fn flush(&self, timeout: Duration) {
-        let Ok(producer) = self.producer() else { return };
+        let Ok(producer) = self.producer() else {
+            return;
+        };
         let _flushed = tokio::task::spawn_blocking(move || producer.flush(timeout)).await;
     }
 }

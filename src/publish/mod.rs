@@ -63,7 +63,10 @@ pub trait Publisher {
     /// Stores `message`, resolving once the broker acknowledged it. Callers add the deadline.
     fn publish(&self, message: &OutboundMessage) -> impl Future<Output = Result<(), PublishError>>;
     /// Checks that the broker can be reached (backs `/readyz`). May do I/O; bounded by `timeout`.
-    fn health_check(&self, timeout: Duration) -> impl Future<Output = Result<(), PublishError>> + Send;
+    fn health_check(
+        &self,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<(), PublishError>> + Send;
     /// Waits up to `timeout` for messages still in flight (shutdown).
     fn flush(&self, timeout: Duration) -> impl Future<Output = ()> + Send;
 }
@@ -71,16 +74,24 @@ pub trait Publisher {
 /// Every publisher kind, so sources can hold any of them without boxing futures.
 pub enum AnyPublisher {
     Kafka(kafka::KafkaPublisher),
-    Nats(nats::NatsPublisher),
+    /// Boxed: the NATS client state is several times larger than the Kafka handles.
+    Nats(Box<nats::NatsPublisher>),
 }
 
 impl AnyPublisher {
     /// Connects to the broker. Failure to reach it is not an error here: the publisher starts
     /// unhealthy and `/readyz` says so until it recovers, which is what Kubernetes expects.
-    pub async fn connect(config: &PublisherConfig, publish_timeout: Duration) -> Result<Self, String> {
+    pub async fn connect(
+        config: &PublisherConfig,
+        publish_timeout: Duration,
+    ) -> Result<Self, String> {
         Ok(match config {
-            PublisherConfig::Kafka(k) => AnyPublisher::Kafka(kafka::KafkaPublisher::new(k, publish_timeout)?),
-            PublisherConfig::Nats(n) => AnyPublisher::Nats(nats::NatsPublisher::connect(n).await?),
+            PublisherConfig::Kafka(k) => {
+                AnyPublisher::Kafka(kafka::KafkaPublisher::new(k, publish_timeout)?)
+            }
+            PublisherConfig::Nats(n) => {
+                AnyPublisher::Nats(Box::new(nats::NatsPublisher::connect(n).await?))
+            }
         })
     }
 }
@@ -124,7 +135,11 @@ pub struct NamedPublisher {
 
 impl NamedPublisher {
     pub fn new(name: String, inner: AnyPublisher) -> Arc<Self> {
-        Arc::new(NamedPublisher { name, inner, healthy: AtomicBool::new(false) })
+        Arc::new(NamedPublisher {
+            name,
+            inner,
+            healthy: AtomicBool::new(false),
+        })
     }
 
     pub fn is_healthy(&self) -> bool {
@@ -143,6 +158,11 @@ pub(crate) fn header_safe(value: &str) -> Cow<'_, str> {
     if value.chars().all(|c| !c.is_control()) {
         Cow::Borrowed(value)
     } else {
-        Cow::Owned(value.chars().map(|c| if c.is_control() { ' ' } else { c }).collect())
+        Cow::Owned(
+            value
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect(),
+        )
     }
 }

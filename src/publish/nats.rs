@@ -32,7 +32,10 @@ impl NatsPublisher {
         if let Some(token) = &config.token {
             options = options.token(String::from_utf8_lossy(token.expose()).into_owned());
         }
-        let client = options.connect(config.url.as_str()).await.map_err(|e| format!("nats: {e}"))?;
+        let client = options
+            .connect(config.url.as_str())
+            .await
+            .map_err(|e| format!("nats: {e}"))?;
         let jetstream = jetstream::new(client.clone());
         let publisher = NatsPublisher {
             client,
@@ -58,12 +61,20 @@ impl NatsPublisher {
         if self.stream_ready.load(Ordering::Relaxed) {
             return Ok(());
         }
-        match tokio::time::timeout(timeout, self.jetstream.get_or_create_stream(self.stream.clone())).await {
+        match tokio::time::timeout(
+            timeout,
+            self.jetstream.get_or_create_stream(self.stream.clone()),
+        )
+        .await
+        {
             Ok(Ok(_)) => {
                 self.stream_ready.store(true, Ordering::Relaxed);
                 Ok(())
             }
-            Ok(Err(e)) => Err(PublishError::Unavailable(format!("stream {}: {e}", self.stream.name))),
+            Ok(Err(e)) => Err(PublishError::Unavailable(format!(
+                "stream {}: {e}",
+                self.stream.name
+            ))),
             Err(_) => Err(PublishError::Timeout(timeout)),
         }
     }
@@ -93,12 +104,16 @@ impl Publisher for NatsPublisher {
             .await
             .map_err(|e| classify(e.kind(), e.to_string()))?;
         // A duplicate ack means JetStream already holds this id: the event is safe either way.
-        ack.await.map(|_ack| ()).map_err(|e| classify_ack(e.to_string()))
+        ack.await
+            .map(|_ack| ())
+            .map_err(|e| classify_ack(e.to_string()))
     }
 
     async fn health_check(&self, timeout: Duration) -> Result<(), PublishError> {
         if self.client.connection_state() != State::Connected {
-            return Err(PublishError::Unavailable("not connected to the NATS server".into()));
+            return Err(PublishError::Unavailable(
+                "not connected to the NATS server".into(),
+            ));
         }
         self.ensure_stream(timeout).await
     }

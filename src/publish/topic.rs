@@ -33,33 +33,33 @@ impl TopicTemplate {
         let mut parts = Vec::new();
         let mut rest = raw;
         while !rest.is_empty() {
-            match rest.find('{') {
-                Some(0) => {
-                    let end = rest.find('}').ok_or("unclosed `{` in template")?;
-                    parts.push(match &rest[1..end] {
-                        "source" => Part::Source,
-                        "provider" => Part::Provider,
-                        "type" => Part::Type,
-                        other => {
-                            return Err(format!(
-                                "unknown placeholder `{{{other}}}`; expected {{source}}, {{provider}} or {{type}}"
-                            ));
-                        }
-                    });
-                    rest = &rest[end + 1..];
-                }
-                found => {
-                    let end = found.unwrap_or(rest.len());
-                    let literal = &rest[..end];
-                    if literal.contains('}') {
-                        return Err("unmatched `}` in template".into());
+            if let Some(after_brace) = rest.strip_prefix('{') {
+                let (name, tail) = after_brace
+                    .split_once('}')
+                    .ok_or("unclosed `{` in template")?;
+                parts.push(match name {
+                    "source" => Part::Source,
+                    "provider" => Part::Provider,
+                    "type" => Part::Type,
+                    other => {
+                        return Err(format!(
+                            "unknown placeholder `{{{other}}}`; expected {{source}}, {{provider}} or {{type}}"
+                        ));
                     }
-                    if let Some(c) = literal.chars().find(|c| !is_topic_char(*c)) {
-                        return Err(format!("character {c:?} is not allowed in topics and subjects"));
-                    }
-                    parts.push(Part::Literal(literal.to_owned()));
-                    rest = &rest[end..];
+                });
+                rest = tail;
+            } else {
+                let literal = rest.split('{').next().unwrap_or_default();
+                if literal.contains('}') {
+                    return Err("unmatched `}` in template".into());
                 }
+                if let Some(c) = literal.chars().find(|c| !is_topic_char(*c)) {
+                    return Err(format!(
+                        "character {c:?} is not allowed in topics and subjects"
+                    ));
+                }
+                parts.push(Part::Literal(literal.to_owned()));
+                rest = rest.get(literal.len()..).unwrap_or_default();
             }
         }
         if parts.is_empty() {
@@ -68,7 +68,10 @@ impl TopicTemplate {
         if raw.starts_with('.') || raw.ends_with('.') || raw.contains("..") {
             return Err("template must not start or end with `.` or contain `..`".into());
         }
-        Ok(TopicTemplate { raw: raw.to_owned(), parts })
+        Ok(TopicTemplate {
+            raw: raw.to_owned(),
+            parts,
+        })
     }
 
     pub fn render(&self, vars: &TopicVars<'_>) -> String {
@@ -125,13 +128,20 @@ mod tests {
     use super::*;
 
     fn vars<'a>(event_type: &'a str) -> TopicVars<'a> {
-        TopicVars { source: "cronofy-eu", provider: "cronofy", event_type }
+        TopicVars {
+            source: "cronofy-eu",
+            provider: "cronofy",
+            event_type,
+        }
     }
 
     #[test]
     fn renders_placeholders() {
         let t = TopicTemplate::parse("webhooks.{provider}.{type}").unwrap();
-        assert_eq!(t.render(&vars("calendar.changed")), "webhooks.cronofy.calendar.changed");
+        assert_eq!(
+            t.render(&vars("calendar.changed")),
+            "webhooks.cronofy.calendar.changed"
+        );
         let t = TopicTemplate::parse("hb-{source}").unwrap();
         assert_eq!(t.render(&vars("x")), "hb-cronofy-eu");
     }
@@ -148,7 +158,11 @@ mod tests {
 
     #[test]
     fn bad_templates_are_refused() {
-        assert!(TopicTemplate::parse("webhooks.{nope}").unwrap_err().contains("unknown placeholder"));
+        assert!(
+            TopicTemplate::parse("webhooks.{nope}")
+                .unwrap_err()
+                .contains("unknown placeholder")
+        );
         assert!(TopicTemplate::parse("webhooks.{type").is_err());
         assert!(TopicTemplate::parse("a b").is_err());
         assert!(TopicTemplate::parse("webhooks.>").is_err());

@@ -88,9 +88,10 @@ impl DigestEncoding {
         match self {
             DigestEncoding::Hex => hex::decode(text).ok(),
             DigestEncoding::Base64 => STANDARD.decode(text).ok(),
-            DigestEncoding::Base64url => {
-                URL_SAFE_NO_PAD.decode(text).or_else(|_| URL_SAFE.decode(text)).ok()
-            }
+            DigestEncoding::Base64url => URL_SAFE_NO_PAD
+                .decode(text)
+                .or_else(|_| URL_SAFE.decode(text))
+                .ok(),
         }
     }
 
@@ -131,7 +132,11 @@ impl HmacKeyring {
                 matched |= expected.ct_eq(candidate);
             }
         }
-        if bool::from(matched) { Ok(()) } else { Err(HmacFailure::Mismatch) }
+        if bool::from(matched) {
+            Ok(())
+        } else {
+            Err(HmacFailure::Mismatch)
+        }
     }
 
     /// The encoded signature under the first secret: for test clients and the load generator.
@@ -143,7 +148,10 @@ impl HmacKeyring {
 
 /// Splits a header that may carry several signatures (`a,b` during rotation), dropping empty items.
 pub fn split_list(value: &str, separator: char) -> impl Iterator<Item = &str> {
-    value.split(separator).map(str::trim).filter(|s| !s.is_empty())
+    value
+        .split(separator)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
 }
 
 #[cfg(test)]
@@ -154,7 +162,10 @@ mod tests {
         HmacKeyring {
             algorithm: HmacAlgorithm::Sha256,
             encoding: DigestEncoding::Base64,
-            secrets: secrets.iter().map(|s| Secret::from_bytes(s.as_bytes())).collect(),
+            secrets: secrets
+                .iter()
+                .map(|s| Secret::from_bytes(s.as_bytes()))
+                .collect(),
         }
     }
 
@@ -173,9 +184,15 @@ mod tests {
     fn missing_malformed_and_mismatch_are_told_apart() {
         let r = ring(&["secret"]);
         assert_eq!(r.verify(&[b"body"], []), Err(HmacFailure::Missing));
-        assert_eq!(r.verify(&[b"body"], ["not base64!"]), Err(HmacFailure::Malformed));
+        assert_eq!(
+            r.verify(&[b"body"], ["not base64!"]),
+            Err(HmacFailure::Malformed)
+        );
         let wrong = r.sign(&[b"other body"]);
-        assert_eq!(r.verify(&[b"body"], [wrong.as_str()]), Err(HmacFailure::Mismatch));
+        assert_eq!(
+            r.verify(&[b"body"], [wrong.as_str()]),
+            Err(HmacFailure::Mismatch)
+        );
         let right = r.sign(&[b"body"]);
         assert_eq!(r.verify(&[b"body"], [right.as_str()]), Ok(()));
     }

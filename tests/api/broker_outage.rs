@@ -5,13 +5,23 @@ use std::time::Duration;
 
 use crate::brokers::{KafkaBroker, NatsServer};
 use crate::consumers::{read_kafka, read_nats};
-use crate::helpers::{AppOptions, CRONOFY_SECRET, TestApp, cronofy_change, cronofy_sign, spawn_app};
+use crate::helpers::{
+    AppOptions, CRONOFY_SECRET, TestApp, cronofy_change, cronofy_sign, spawn_app,
+};
 
 async fn assert_unavailable(app: &TestApp, channel: &str) {
     let body = cronofy_change(channel);
-    let response = app.post_cronofy("cronofy", &body, Some(&cronofy_sign(CRONOFY_SECRET, &body))).await;
+    let response = app
+        .post_cronofy("cronofy", &body, Some(&cronofy_sign(CRONOFY_SECRET, &body)))
+        .await;
     assert_eq!(response.status().as_u16(), 503);
-    assert_eq!(response.headers().get("retry-after").map(|v| v.to_str().unwrap()), Some("7"));
+    assert_eq!(
+        response
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap()),
+        Some("7")
+    );
     let reply: serde_json::Value = response.json().await.unwrap();
     assert!(
         reply["code"] == "publish_timeout" || reply["code"] == "broker_unavailable",
@@ -22,31 +32,58 @@ async fn assert_unavailable(app: &TestApp, channel: &str) {
 #[tokio::test]
 async fn nats_outage_gives_503_and_unready_then_recovers() {
     let mut nats = NatsServer::start();
-    let app = spawn_app(AppOptions { nats_url: Some(nats.url()), publish_timeout_ms: 700, ..Default::default() }).await;
+    let app = spawn_app(AppOptions {
+        nats_url: Some(nats.url()),
+        publish_timeout_ms: 700,
+        ..Default::default()
+    })
+    .await;
     app.wait_ready(200, Duration::from_secs(5)).await;
 
     nats.stop();
     app.wait_ready(503, Duration::from_secs(5)).await;
     assert_unavailable(&app, "chn_during_outage").await;
-    assert!(app.metric("hookbridge_webhooks_total", &[("source", "cronofy"), ("outcome", "failed")]) >= 1.0);
+    assert!(
+        app.metric(
+            "hookbridge_webhooks_total",
+            &[("source", "cronofy"), ("outcome", "failed")]
+        ) >= 1.0
+    );
 
     nats.restart();
     app.wait_ready(200, Duration::from_secs(15)).await;
     let body = cronofy_change("chn_after_outage");
-    let response = app.post_cronofy("cronofy", &body, Some(&cronofy_sign(CRONOFY_SECRET, &body))).await;
+    let response = app
+        .post_cronofy("cronofy", &body, Some(&cronofy_sign(CRONOFY_SECRET, &body)))
+        .await;
     assert_eq!(response.status().as_u16(), 200);
-    let events = read_nats(&nats.url(), &app.stream, &app.cronofy_topic("calendar.changed"), 1, Duration::from_secs(10)).await;
+    let events = read_nats(
+        &nats.url(),
+        &app.stream,
+        &app.cronofy_topic("calendar.changed"),
+        1,
+        Duration::from_secs(10),
+    )
+    .await;
     let subjects: Vec<String> = events.iter().map(|e| e.string("subject")).collect();
-    assert!(subjects.contains(&"chn_after_outage".to_owned()), "{subjects:?}");
+    assert!(
+        subjects.contains(&"chn_after_outage".to_owned()),
+        "{subjects:?}"
+    );
     let after = subjects.iter().filter(|s| *s == "chn_after_outage").count();
-    assert_eq!(after, 1, "the webhook after recovery is published exactly once");
+    assert_eq!(
+        after, 1,
+        "the webhook after recovery is published exactly once"
+    );
 }
 
 #[tokio::test]
 async fn kafka_outage_gives_503_and_unready_then_recovers() {
     let mut kafka = KafkaBroker::start();
     if kafka.is_external() {
-        eprintln!("external Kafka: this outage test needs a broker it can stop; covered by Tansu in CI");
+        eprintln!(
+            "external Kafka: this outage test needs a broker it can stop; covered by Tansu in CI"
+        );
         return;
     }
     let app = spawn_app(AppOptions {
@@ -68,16 +105,33 @@ async fn kafka_outage_gives_503_and_unready_then_recovers() {
     let body = cronofy_change("chn_kafka_recovered");
     let mut status = 0;
     for _ in 0..10 {
-        let response = app.post_cronofy("cronofy", &body, Some(&cronofy_sign(CRONOFY_SECRET, &body))).await;
+        let response = app
+            .post_cronofy("cronofy", &body, Some(&cronofy_sign(CRONOFY_SECRET, &body)))
+            .await;
         status = response.status().as_u16();
         if status == 200 {
             break;
         }
-        eprintln!("after restart: {status} {}", response.text().await.unwrap_or_default());
+        eprintln!(
+            "after restart: {status} {}",
+            response.text().await.unwrap_or_default()
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    assert_eq!(status, 200, "a webhook is published once the broker is back");
-    let events = read_kafka(&kafka.bootstrap(), &app.cronofy_topic("calendar.changed"), 1, Duration::from_secs(10)).await;
-    let recovered = events.iter().filter(|e| e.string("subject") == "chn_kafka_recovered").count();
+    assert_eq!(
+        status, 200,
+        "a webhook is published once the broker is back"
+    );
+    let events = read_kafka(
+        &kafka.bootstrap(),
+        &app.cronofy_topic("calendar.changed"),
+        1,
+        Duration::from_secs(10),
+    )
+    .await;
+    let recovered = events
+        .iter()
+        .filter(|e| e.string("subject") == "chn_kafka_recovered")
+        .count();
     assert!(recovered >= 1, "published after recovery: {events:?}");
 }

@@ -22,8 +22,9 @@ pub struct TempDir(PathBuf);
 impl TempDir {
     pub fn new(prefix: &str) -> Self {
         let n = NEXT_DIR.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("hookbridge-{prefix}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
+        let path =
+            std::env::temp_dir().join(format!("hookbridge-{prefix}-{}-{n}", std::process::id()));
+        let _fresh = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).expect("create temp dir");
         TempDir(path)
     }
@@ -35,12 +36,16 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        let _removed = std::fs::remove_dir_all(&self.0);
     }
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind port 0").local_addr().expect("local addr").port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind port 0")
+        .local_addr()
+        .expect("local addr")
+        .port()
 }
 
 fn binary(var: &str, fallback: &str) -> String {
@@ -65,7 +70,9 @@ fn wait_for_port(port: u16, child: &mut Child, log: &Path, what: &str) {
             std::thread::sleep(Duration::from_millis(50));
             if let Ok(Some(status)) = child.try_wait() {
                 let log = std::fs::read_to_string(log).unwrap_or_default();
-                panic!("{what} exited with {status} right after start (port {port} taken?); its log:\n{log}");
+                panic!(
+                    "{what} exited with {status} right after start (port {port} taken?); its log:\n{log}"
+                );
             }
             return;
         }
@@ -80,7 +87,11 @@ fn wait_for_port(port: u16, child: &mut Child, log: &Path, what: &str) {
 }
 
 fn spawn_logged(program: &str, args: &[String], log: &Path) -> Child {
-    let out = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("open broker log");
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("open broker log");
     let err = out.try_clone().expect("clone log handle");
     Command::new(program)
         .args(args)
@@ -93,8 +104,8 @@ fn spawn_logged(program: &str, args: &[String], log: &Path) -> Child {
 
 fn kill(child: &mut Option<Child>) {
     if let Some(mut c) = child.take() {
-        let _ = c.kill();
-        let _ = c.wait();
+        let _killed = c.kill();
+        let _reaped = c.wait();
     }
 }
 
@@ -107,7 +118,11 @@ pub struct NatsServer {
 
 impl NatsServer {
     pub fn start() -> Self {
-        let mut server = NatsServer { port: free_port(), dir: TempDir::new("nats"), child: None };
+        let mut server = NatsServer {
+            port: free_port(),
+            dir: TempDir::new("nats"),
+            child: None,
+        };
         server.restart();
         server
     }
@@ -127,8 +142,16 @@ impl NatsServer {
         let bin = binary("HOOKBRIDGE_NATS_SERVER_BIN", "nats-server");
         let store = self.dir.path().join("store");
         let log = self.dir.path().join("nats.log");
-        let args = ["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd", &store.to_string_lossy()]
-            .map(String::from);
+        let args = [
+            "-a",
+            "127.0.0.1",
+            "-p",
+            &self.port.to_string(),
+            "-js",
+            "-sd",
+            &store.to_string_lossy(),
+        ]
+        .map(String::from);
         let mut child = spawn_logged(&bin, &args, &log);
         wait_for_port(self.port, &mut child, &log, "nats-server");
         self.child = Some(child);
@@ -153,7 +176,12 @@ pub struct KafkaBroker {
 impl KafkaBroker {
     pub fn start() -> Self {
         let external = std::env::var("HOOKBRIDGE_TEST_KAFKA_BOOTSTRAP").ok();
-        let mut broker = KafkaBroker { port: free_port(), external, dir: TempDir::new("kafka"), child: None };
+        let mut broker = KafkaBroker {
+            port: free_port(),
+            external,
+            dir: TempDir::new("kafka"),
+            child: None,
+        };
         if broker.external.is_none() {
             broker.restart();
         }
@@ -161,7 +189,9 @@ impl KafkaBroker {
     }
 
     pub fn bootstrap(&self) -> String {
-        self.external.clone().unwrap_or_else(|| format!("127.0.0.1:{}", self.port))
+        self.external
+            .clone()
+            .unwrap_or_else(|| format!("127.0.0.1:{}", self.port))
     }
 
     pub fn is_external(&self) -> bool {

@@ -12,14 +12,21 @@ fn check_config(path: &std::path::Path, env: &[(&str, &str)]) -> (bool, String) 
         .envs(env.iter().copied())
         .output()
         .expect("run hookbridge check-config");
-    (output.status.success(), String::from_utf8_lossy(&output.stderr).into_owned() + &String::from_utf8_lossy(&output.stdout))
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned()
+            + &String::from_utf8_lossy(&output.stdout),
+    )
 }
 
 const EXAMPLE_ENV: &[(&str, &str)] = &[("CRONOFY_CLIENT_SECRET", "example-secret")];
 
 #[test]
 fn the_example_config_is_valid() {
-    let path = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/hookbridge.example.toml"));
+    let path = std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/hookbridge.example.toml"
+    ));
     let (ok, out) = check_config(path, EXAMPLE_ENV);
     assert!(ok, "{out}");
     assert!(out.contains("ok"), "{out}");
@@ -29,18 +36,31 @@ fn the_example_config_is_valid() {
 fn broken_configs_fail_naming_every_key_and_reason() {
     let dir = TempDir::new("config");
     let cases: &[(&str, &[&str])] = &[
-        ("[server]\nlisen = \"x\"\n", &["server.lisen", "unknown field `lisen`"]),
+        (
+            "[server]\nlisen = \"x\"\n",
+            &["server.lisen", "unknown field `lisen`"],
+        ),
         (
             "[publishers.n]\nkind = \"nats\"\nurl = \"nats://x\"\n[sources.a]\nprovider = \"cronofy\"\npublisher = \"n\"\n[sources.a.verify]\nclient_secrets = [\"inline-secret-value\"]\n",
             &["sources.a.verify.client_secrets", "never inline"],
         ),
         (
             "[publishers.n]\nkind = \"nats\"\nurl = \"nats://x\"\n[sources.a]\nprovider = \"nope\"\npublisher = \"m\"\ntopic = \"x.{bad}\"\n",
-            &["sources.a.provider", "unknown provider `nope`", "sources.a.publisher", "no publisher named `m`", "sources.a.topic", "unknown placeholder"],
+            &[
+                "sources.a.provider",
+                "unknown provider `nope`",
+                "sources.a.publisher",
+                "no publisher named `m`",
+                "sources.a.topic",
+                "unknown placeholder",
+            ],
         ),
         (
             "[publishers.n]\nkind = \"nats\"\nurl = \"nats://x\"\n[sources.a]\nprovider = \"cronofy\"\npublisher = \"n\"\n[sources.a.verify]\nclient_secrets = [\"env:MISSING_SECRET\"]\n",
-            &["sources.a.verify.client_secrets[0]", "MISSING_SECRET is not set"],
+            &[
+                "sources.a.verify.client_secrets[0]",
+                "MISSING_SECRET is not set",
+            ],
         ),
     ];
     for (i, (text, expected)) in cases.iter().enumerate() {
@@ -49,8 +69,14 @@ fn broken_configs_fail_naming_every_key_and_reason() {
         let (ok, out) = check_config(&path, &[]);
         assert!(!ok, "case {i} must fail:\n{out}");
         for needle in *expected {
-            assert!(out.contains(needle), "case {i}: `{needle}` missing from:\n{out}");
+            assert!(
+                out.contains(needle),
+                "case {i}: `{needle}` missing from:\n{out}"
+            );
         }
-        assert!(!out.contains("inline-secret-value"), "the error echoes a secret:\n{out}");
+        assert!(
+            !out.contains("inline-secret-value"),
+            "the error echoes a secret:\n{out}"
+        );
     }
 }

@@ -21,7 +21,9 @@ pub struct Consumed {
 
 impl Consumed {
     pub fn field(&self, name: &str) -> &Value {
-        self.record.get(name).unwrap_or_else(|| panic!("record has no field {name}: {:?}", self.record))
+        self.record
+            .get(name)
+            .unwrap_or_else(|| panic!("record has no field {name}: {:?}", self.record))
     }
 
     pub fn string(&self, name: &str) -> String {
@@ -36,7 +38,9 @@ impl Consumed {
     }
 
     pub fn header(&self, name: &str) -> &str {
-        self.headers.get(name).unwrap_or_else(|| panic!("no header {name} in {:?}", self.headers))
+        self.headers
+            .get(name)
+            .unwrap_or_else(|| panic!("no header {name} in {:?}", self.headers))
     }
 }
 
@@ -53,7 +57,11 @@ pub fn decode(schema: &Schema, payload: &[u8]) -> BTreeMap<String, Value> {
         .expect("datum reader")
         .read_value(&mut reader)
         .expect("payload is an Avro datum of event.avsc");
-    assert!(reader.is_empty(), "{} trailing bytes after the datum", reader.len());
+    assert!(
+        reader.is_empty(),
+        "{} trailing bytes after the datum",
+        reader.len()
+    );
     match value {
         Value::Record(fields) => fields.into_iter().collect(),
         other => panic!("not a record: {other:?}"),
@@ -62,9 +70,17 @@ pub fn decode(schema: &Schema, payload: &[u8]) -> BTreeMap<String, Value> {
 
 /// Reads every message stored on `subject` in `stream`, waiting up to `wait` for at least
 /// `at_least` of them, then drains whatever else is there (so duplicates are seen).
-pub async fn read_nats(url: &str, stream: &str, subject: &str, at_least: usize, wait: Duration) -> Vec<Consumed> {
+pub async fn read_nats(
+    url: &str,
+    stream: &str,
+    subject: &str,
+    at_least: usize,
+    wait: Duration,
+) -> Vec<Consumed> {
     use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
-    let client = async_nats::connect(url).await.expect("test consumer connects to NATS");
+    let client = async_nats::connect(url)
+        .await
+        .expect("test consumer connects to NATS");
     let js = async_nats::jetstream::new(client);
     let deadline = Instant::now() + wait;
     let schema = event_schema();
@@ -101,7 +117,16 @@ pub async fn read_nats(url: &str, stream: &str, subject: &str, at_least: usize, 
                 let headers = m
                     .headers
                     .as_ref()
-                    .map(|h| h.iter().map(|(k, v)| (k.to_string(), v.iter().map(|x| x.as_str()).collect::<Vec<_>>().join(","))).collect())
+                    .map(|h| {
+                        h.iter()
+                            .map(|(k, v)| {
+                                (
+                                    k.to_string(),
+                                    v.iter().map(|x| x.as_str()).collect::<Vec<_>>().join(","),
+                                )
+                            })
+                            .collect()
+                    })
                     .unwrap_or_default();
                 out.push(Consumed {
                     destination: m.subject.to_string(),
@@ -118,7 +143,12 @@ pub async fn read_nats(url: &str, stream: &str, subject: &str, at_least: usize, 
 }
 
 /// Reads every record of `topic` from the beginning of every partition, as `read_nats` does.
-pub async fn read_kafka(bootstrap: &str, topic: &str, at_least: usize, wait: Duration) -> Vec<Consumed> {
+pub async fn read_kafka(
+    bootstrap: &str,
+    topic: &str,
+    at_least: usize,
+    wait: Duration,
+) -> Vec<Consumed> {
     let bootstrap = bootstrap.to_owned();
     let topic = topic.to_owned();
     tokio::task::spawn_blocking(move || read_kafka_blocking(&bootstrap, &topic, at_least, wait))
@@ -126,14 +156,22 @@ pub async fn read_kafka(bootstrap: &str, topic: &str, at_least: usize, wait: Dur
         .expect("kafka consumer thread")
 }
 
-fn read_kafka_blocking(bootstrap: &str, topic: &str, at_least: usize, wait: Duration) -> Vec<Consumed> {
+fn read_kafka_blocking(
+    bootstrap: &str,
+    topic: &str,
+    at_least: usize,
+    wait: Duration,
+) -> Vec<Consumed> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::message::{Headers, Message};
     use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
-        .set("group.id", format!("hookbridge-test-{}", std::process::id()))
+        .set(
+            "group.id",
+            format!("hookbridge-test-{}", std::process::id()),
+        )
         .set("enable.auto.commit", "false")
         .set("session.timeout.ms", "6000")
         .create()
@@ -153,7 +191,9 @@ fn read_kafka_blocking(bootstrap: &str, topic: &str, at_least: usize, wait: Dura
     };
     let mut assignment = TopicPartitionList::new();
     for p in 0..partitions {
-        assignment.add_partition_offset(topic, p as i32, Offset::Beginning).expect("add partition");
+        assignment
+            .add_partition_offset(topic, p as i32, Offset::Beginning)
+            .expect("add partition");
     }
     consumer.assign(&assignment).expect("assign");
     let schema = event_schema();
@@ -175,7 +215,13 @@ fn read_kafka_blocking(bootstrap: &str, topic: &str, at_least: usize, wait: Dura
                     .headers()
                     .map(|h| {
                         h.iter()
-                            .map(|h| (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
+                            .map(|h| {
+                                (
+                                    h.key.to_owned(),
+                                    String::from_utf8_lossy(h.value.unwrap_or_default())
+                                        .into_owned(),
+                                )
+                            })
                             .collect()
                     })
                     .unwrap_or_default();

@@ -19,7 +19,11 @@ static NEXT: AtomicU32 = AtomicU32::new(0);
 
 /// A short name unique to this test: `t<pid>x<n>`.
 pub fn unique(prefix: &str) -> String {
-    format!("{prefix}{}x{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}{}x{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// What a test wants of the gateway; everything else is the default below.
@@ -64,7 +68,12 @@ impl TestApp {
         format!("{}.cronofy.{event_type}", self.prefix)
     }
 
-    pub async fn post_cronofy(&self, source: &str, body: &str, signature: Option<&str>) -> reqwest::Response {
+    pub async fn post_cronofy(
+        &self,
+        source: &str,
+        body: &str,
+        signature: Option<&str>,
+    ) -> reqwest::Response {
         let mut request = self
             .http
             .post(self.url(&format!("/webhooks/{source}")))
@@ -77,7 +86,11 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.http.get(self.url(path)).send().await.expect("request reaches the gateway")
+        self.http
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request reaches the gateway")
     }
 
     /// The current value of one metric series, from this app's own registry.
@@ -94,7 +107,10 @@ impl TestApp {
             if got == status {
                 return;
             }
-            assert!(std::time::Instant::now() < deadline, "/readyz stayed {got}, expected {status}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "/readyz stayed {got}, expected {status}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -122,7 +138,11 @@ pub fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
         if series_name != name {
             continue;
         }
-        let all = labels.iter().all(|(k, v)| series_labels.split(',').any(|kv| kv == format!("{k}=\"{v}\"")));
+        let all = labels.iter().all(|(k, v)| {
+            series_labels
+                .split(',')
+                .any(|kv| kv == format!("{k}=\"{v}\""))
+        });
         if all {
             return value.parse().unwrap_or(0.0);
         }
@@ -168,7 +188,10 @@ client_secrets = ["env:TEST_CRONOFY_SECRET", "env:TEST_CRONOFY_OLD_SECRET"]
 pub fn test_env() -> HashMap<String, String> {
     HashMap::from([
         ("TEST_CRONOFY_SECRET".to_owned(), CRONOFY_SECRET.to_owned()),
-        ("TEST_CRONOFY_OLD_SECRET".to_owned(), CRONOFY_OLD_SECRET.to_owned()),
+        (
+            "TEST_CRONOFY_OLD_SECRET".to_owned(),
+            CRONOFY_OLD_SECRET.to_owned(),
+        ),
     ])
 }
 
@@ -182,7 +205,8 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
     let text = config_text(&options, &stream, &prefix);
     let env = test_env();
     let raw = load_str(&text, &env).expect("test config loads");
-    let config = Config::validate(raw, &env).unwrap_or_else(|issues| panic!("test config invalid: {issues:?}"));
+    let config = Config::validate(raw, &env)
+        .unwrap_or_else(|issues| panic!("test config invalid: {issues:?}"));
     let app = Application::build(config).await.expect("gateway starts");
     let base = format!("http://127.0.0.1:{}", app.port());
     let pipeline = app.pipeline().clone();
@@ -190,7 +214,10 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
     tokio::spawn(app.run_until_stopped(std::future::pending()));
     TestApp {
         base,
-        http: reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("http client"),
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("http client"),
         pipeline,
         stream,
         prefix,
@@ -210,7 +237,8 @@ pub fn cronofy_change(channel: &str) -> String {
 pub fn cronofy_sign(secret: &str, body: &str) -> String {
     use base64::Engine as _;
     use hmac::{KeyInit, Mac};
-    let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).expect("any key length");
+    let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret.as_bytes())
+        .expect("any key length");
     mac.update(body.as_bytes());
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
