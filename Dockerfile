@@ -1,0 +1,21 @@
+# Multi-stage build: compile with the pinned toolchain, ship a small non-root runtime image.
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+# librdkafka is built from source by rdkafka-sys: it needs make, a C compiler and zlib headers.
+RUN apt-get update && apt-get install -y --no-install-recommends build-essential zlib1g-dev \
+    && rm -rf /var/lib/apt/lists/*
+COPY Cargo.toml Cargo.lock rust-toolchain.toml ./
+COPY src ./src
+COPY schemas ./schemas
+RUN cargo build --release --locked --bin hookbridge
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --no-create-home hookbridge
+COPY --from=build /src/target/release/hookbridge /usr/local/bin/hookbridge
+COPY hookbridge.example.toml /etc/hookbridge/hookbridge.toml
+USER 10001
+EXPOSE 8080
+ENTRYPOINT ["/usr/local/bin/hookbridge"]
+CMD ["serve", "--config", "/etc/hookbridge/hookbridge.toml"]
