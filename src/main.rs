@@ -12,6 +12,7 @@ use hookbridge::telemetry;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    hookbridge::startup::install_crypto_provider();
     let env: HashMap<String, String> = std::env::vars().collect();
     match cli.command {
         Command::CheckConfig { config } => check_config(&config, &env),

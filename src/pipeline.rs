@@ -14,7 +14,7 @@ use crate::event::avro::{EncodeError, EventCodec};
 use crate::event::cloudevents::CloudEventAttributes;
 use crate::event::{CanonicalEvent, EventId};
 use crate::metrics::Metrics;
-use crate::providers::{MapError, Provider, WebhookRequest};
+use crate::providers::{MapError, Mapped, Provider, WebhookRequest};
 use crate::publish::topic::TopicVars;
 use crate::publish::{NamedPublisher, OutboundMessage, PublishError, Publisher};
 use crate::verify::VerifyError;
@@ -25,11 +25,13 @@ pub struct Source {
     pub publisher: Arc<NamedPublisher>,
 }
 
-/// What the broker acknowledged.
+/// What happened to an accepted webhook.
 #[derive(Debug, Clone)]
-pub struct Accepted {
-    pub event_id: EventId,
-    pub topic: String,
+pub enum Accepted {
+    /// The broker acknowledged the event.
+    Published { event_id: EventId, topic: String },
+    /// Authentic, handled, nothing to publish (an SNS subscription handshake).
+    Handled { code: &'static str },
 }
 
 /// Why a webhook was not published. Each variant has its own HTTP answer (see `http::error`).
@@ -112,9 +114,13 @@ impl Pipeline {
         let provider = source.config.provider.kind();
         let name = source.config.name.as_str();
         let outcome = match &result {
-            Ok(accepted) => {
-                tracing::info!(source = name, event_id = %accepted.event_id, topic = %accepted.topic, "published");
+            Ok(Accepted::Published { event_id, topic }) => {
+                tracing::info!(source = name, %event_id, %topic, "published");
                 "published"
+            }
+            Ok(Accepted::Handled { code }) => {
+                tracing::info!(source = name, code, "handled without publishing");
+                "handled"
             }
             Err(e) => {
                 if let PipelineError::Verify(v) = e {
@@ -140,11 +146,17 @@ impl Pipeline {
         request: &WebhookRequest<'_>,
     ) -> Result<Accepted, PipelineError> {
         let provider = &source.config.provider;
-        let verified = provider.verify(request)?;
-        let event = provider.map(&source.config.name, verified)?;
+        if let Some(allow) = &source.config.allow {
+            allow.check(request.peer, request.headers)?;
+        }
+        let verified = provider.verify(request).await?;
+        let event = match provider.map(&source.config.name, verified).await? {
+            Mapped::Event(event) => event,
+            Mapped::Handled { code } => return Ok(Accepted::Handled { code }),
+        };
         let message = self.encode(source, &event)?;
         self.publish(&source.publisher, &message).await?;
-        Ok(Accepted {
+        Ok(Accepted::Published {
             event_id: event.id,
             topic: message.topic,
         })

@@ -143,6 +143,21 @@ pub struct RawSource {
     /// Provider-specific verification settings; their keys depend on `provider`.
     #[serde(default)]
     pub verify: toml::Table,
+    /// Source IP allowlist, checked before the provider's own verification.
+    pub allow: Option<RawAllow>,
+}
+
+/// `[sources.NAME.allow]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAllow {
+    /// Addresses or CIDRs the provider sends from.
+    pub ips: Vec<String>,
+    /// Our own proxies / load balancers, whose forwarding header is believed.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// The header those proxies put the client address in, such as `X-Forwarded-For`.
+    pub forwarded_header: Option<String>,
 }
 
 fn default_true() -> bool {

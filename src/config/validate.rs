@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::{RawConfig, RawKafka, RawNats, RawPublisher, RawServer, RawSource, Secret};
 use crate::providers::AnyProvider;
 use crate::publish::topic::TopicTemplate;
+use crate::verify::ip::IpAllowlist;
 
 /// One thing wrong with a config: the key it is about and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +98,7 @@ pub struct SourceConfig {
     pub publisher: String,
     pub topic: TopicTemplate,
     pub body_limit_bytes: usize,
+    pub allow: Option<IpAllowlist>,
 }
 
 /// librdkafka properties that carry hookbridge's delivery promise; a config may not loosen them.
@@ -374,10 +376,39 @@ fn validate_source(
                 issues.extend(errs);
             })
             .ok();
+    let allow = raw.allow.as_ref().and_then(|a| {
+        let ips = IpAllowlist::parse_nets(&a.ips)
+            .map_err(|e| issues.push(ConfigIssue::new(format!("{key}.allow.ips"), e)))
+            .ok()?;
+        let proxies = IpAllowlist::parse_nets(&a.trusted_proxies)
+            .map_err(|e| issues.push(ConfigIssue::new(format!("{key}.allow.trusted_proxies"), e)))
+            .ok()?;
+        if a.forwarded_header.is_some() && proxies.is_empty() {
+            issues.push(ConfigIssue::new(
+                format!("{key}.allow.forwarded_header"),
+                "is only believed from trusted_proxies; list them",
+            ));
+        }
+        Some(IpAllowlist {
+            allowed: ips,
+            trusted_proxies: proxies,
+            forwarded_header: a.forwarded_header.clone(),
+        })
+    });
+    if let Some(p) = &provider
+        && !p.authenticates()
+        && raw.allow.is_none()
+    {
+        issues.push(ConfigIssue::new(
+            format!("{key}.allow"),
+            "this provider sends no credential as configured: set an api key or an IP allowlist",
+        ));
+    }
     if issues.len() != before {
         return None;
     }
     Some(SourceConfig {
+        allow,
         name: name.to_owned(),
         provider: provider?,
         publisher: raw.publisher.clone(),

@@ -30,11 +30,13 @@ impl EventId {
         Ok(EventId(raw.to_owned()))
     }
 
-    /// An id derived from content, for providers that send none: `sha256:<hex>` of the given parts,
-    /// each length-prefixed so that ("ab","c") and ("a","bc") differ.
-    pub fn from_content(parts: &[&[u8]]) -> Self {
+    /// An id derived from content, for providers that send none: `sha256:<hex>` of the source name
+    /// and the given parts, each length-prefixed so that ("ab","c") and ("a","bc") differ. The source
+    /// is included so that two sources receiving the same bytes (two tenants, or one account
+    /// routed twice) never collapse into one event where they share a stream.
+    pub fn from_content(source: &str, parts: &[&[u8]]) -> Self {
         let mut hasher = Sha256::new();
-        for part in parts {
+        for part in std::iter::once(&source.as_bytes()).chain(parts) {
             hasher.update((part.len() as u64).to_be_bytes());
             hasher.update(part);
         }
@@ -138,15 +140,10 @@ mod tests {
     }
 
     #[test]
-    fn content_ids_are_length_prefixed() {
-        assert_ne!(
-            EventId::from_content(&[b"ab", b"c"]),
-            EventId::from_content(&[b"a", b"bc"])
-        );
-        assert!(
-            EventId::from_content(&[b"x"])
-                .as_str()
-                .starts_with("sha256:")
-        );
+    fn content_ids_are_length_prefixed_and_scoped_by_source() {
+        let id = EventId::from_content;
+        assert_ne!(id("s", &[b"ab", b"c"]), id("s", &[b"a", b"bc"]));
+        assert_ne!(id("s1", &[b"x"]), id("s2", &[b"x"]));
+        assert!(id("s", &[b"x"]).as_str().starts_with("sha256:"));
     }
 }

@@ -15,8 +15,9 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::RETRY_AFTER;
 use actix_web::{HttpResponse, ResponseError};
 
-use super::reply::Reply;
+use super::reply::{Reply, ServiceOptimizerReply};
 use crate::pipeline::PipelineError;
+use crate::providers::ReplyStyle;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngressError {
@@ -32,6 +33,7 @@ pub enum IngressError {
     Pipeline {
         error: PipelineError,
         retry_after_seconds: u32,
+        style: ReplyStyle,
     },
 }
 
@@ -80,6 +82,19 @@ impl ResponseError for IngressError {
         } else {
             self.to_string()
         };
+        if let IngressError::Pipeline {
+            style: ReplyStyle::ServiceOptimizer,
+            ..
+        } = self
+        {
+            // Any non-zero code means failure to ServiceOptimizer; the HTTP status says which kind.
+            let code = status.as_u16().to_string();
+            return builder.json(ServiceOptimizerReply {
+                success: false,
+                code: &code,
+                message: &message,
+            });
+        }
         let label = if status == StatusCode::SERVICE_UNAVAILABLE {
             "unavailable"
         } else {

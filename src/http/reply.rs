@@ -1,7 +1,11 @@
 //! The small JSON bodies every answer carries. They say what happened in words a provider's support
 //! engineer can act on, and never echo the request or any secret.
 
+use actix_web::HttpResponse;
 use serde::Serialize;
+
+use crate::pipeline::Accepted;
+use crate::providers::ReplyStyle;
 
 /// `{"status": "...", "code": "...", "message": "...", "event_id": "..."}`
 #[derive(Debug, Serialize)]
@@ -31,5 +35,36 @@ impl<'a> Reply<'a> {
             message: Some(message),
             event_id: None,
         }
+    }
+}
+
+/// ServiceOptimizer's reply shape; it reads the body, not only the status.
+#[derive(Debug, Serialize)]
+pub struct ServiceOptimizerReply<'a> {
+    #[serde(rename = "Success")]
+    pub success: bool,
+    #[serde(rename = "Code")]
+    pub code: &'a str,
+    #[serde(rename = "Message")]
+    pub message: &'a str,
+}
+
+/// The 2xx answer for an accepted webhook, in the provider's style.
+pub fn success(style: ReplyStyle, accepted: &Accepted) -> HttpResponse {
+    match (style, accepted) {
+        (ReplyStyle::ServiceOptimizer, _) => HttpResponse::Ok().json(ServiceOptimizerReply {
+            success: true,
+            code: "0",
+            message: "OK",
+        }),
+        (ReplyStyle::Standard, Accepted::Published { event_id, .. }) => {
+            HttpResponse::Ok().json(Reply::published(event_id.as_str()))
+        }
+        (ReplyStyle::Standard, Accepted::Handled { code }) => HttpResponse::Ok().json(Reply {
+            status: "handled",
+            code,
+            message: None,
+            event_id: None,
+        }),
     }
 }

@@ -11,8 +11,10 @@ use time::OffsetDateTime;
 
 use super::AppState;
 use super::error::IngressError;
-use super::reply::Reply;
+use super::reply;
 use crate::metrics::Metrics;
+use crate::pipeline::Accepted;
+use crate::providers::Provider as _;
 use crate::providers::WebhookRequest;
 
 pub async fn receive(
@@ -30,7 +32,7 @@ pub async fn receive(
     };
     let _in_flight = InFlight::enter(metrics);
     let name = source.config.name.as_str();
-    let provider = crate::providers::Provider::kind(&source.config.provider);
+    let provider = source.config.provider.kind();
 
     let body = match read_body(&request, payload, source.config.body_limit_bytes).await {
         Ok(body) => body,
@@ -51,18 +53,21 @@ pub async fn receive(
     };
     let result = pipeline.process(source, &webhook).await;
     let outcome = match &result {
-        Ok(_) => "published",
+        Ok(Accepted::Published { .. }) => "published",
+        Ok(Accepted::Handled { .. }) => "handled",
         Err(e) => e.outcome(),
     };
     metrics
         .request_duration
         .with_label_values(&[name, outcome])
         .observe(started.elapsed().as_secs_f64());
+    let style = source.config.provider.reply_style();
     match result {
-        Ok(accepted) => Ok(HttpResponse::Ok().json(Reply::published(accepted.event_id.as_str()))),
+        Ok(accepted) => Ok(reply::success(style, &accepted)),
         Err(error) => Err(IngressError::Pipeline {
             error,
             retry_after_seconds: state.retry_after_seconds,
+            style,
         }),
     }
 }

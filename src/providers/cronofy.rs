@@ -14,7 +14,7 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::{MapError, Provider, Verified, WebhookRequest, resolve_secrets, settings};
+use super::{MapError, Mapped, Provider, Verified, WebhookRequest, resolve_secrets, settings};
 use crate::config::{ConfigIssue, SecretRef};
 use crate::event::{CalendarChange, CanonicalEvent, EventData, EventId};
 use crate::verify::VerifyError;
@@ -106,7 +106,10 @@ impl Provider for Cronofy {
         KIND
     }
 
-    fn verify<'a>(&self, request: &'a WebhookRequest<'a>) -> Result<Verified<'a>, VerifyError> {
+    async fn verify<'a>(
+        &self,
+        request: &'a WebhookRequest<'a>,
+    ) -> Result<Verified<'a>, VerifyError> {
         let candidates = request
             .header_values(SIGNATURE_HEADER)
             .flat_map(|v| split_list(v, ','));
@@ -116,7 +119,7 @@ impl Provider for Cronofy {
         Ok(Verified::new(request))
     }
 
-    fn map(&self, source: &str, verified: Verified<'_>) -> Result<CanonicalEvent, MapError> {
+    async fn map(&self, source: &str, verified: Verified<'_>) -> Result<Mapped, MapError> {
         let request = verified.request();
         let payload: Payload =
             serde_json::from_slice(request.body).map_err(|e| MapError::from_json(&e))?;
@@ -139,8 +142,8 @@ impl Provider for Cronofy {
             None => (None, Vec::new()),
         };
         // Cronofy sends no notification id; retries resend the same bytes, so the body hash is stable.
-        let id = EventId::from_content(&[request.body]);
-        Ok(CanonicalEvent {
+        let id = EventId::from_content(source, &[request.body]);
+        Ok(Mapped::Event(Box::new(CanonicalEvent {
             partition_key: channel_id.clone().unwrap_or_else(|| id.to_string()),
             id,
             source: source.to_owned(),
@@ -159,7 +162,7 @@ impl Provider for Cronofy {
             payload: request.body.clone(),
             payload_content_type: "application/json".into(),
             attributes: BTreeMap::new(),
-        })
+        })))
     }
 }
 
@@ -229,7 +232,7 @@ mod tests {
             peer: None,
             received_at: OffsetDateTime::UNIX_EPOCH,
         };
-        provider.verify(&request).map(|_| ())
+        super::super::block_on(provider.verify(&request)).map(|_| ())
     }
 
     #[test]
@@ -338,7 +341,9 @@ mod tests {
             peer: None,
             received_at: OffsetDateTime::UNIX_EPOCH,
         };
-        let event = p.map("cal", Verified::new(&request)).unwrap();
+        let event = crate::providers::expect_event(
+            crate::providers::block_on(p.map("cal", Verified::new(&request))).unwrap(),
+        );
         assert_eq!(event.event_type, "calendar.changed");
         assert_eq!(event.provider_type, "change");
         assert_eq!(
@@ -350,7 +355,7 @@ mod tests {
             event.occurred_at,
             Some(time::macros::datetime!(2024-10-14 09:24:16 UTC))
         );
-        assert_eq!(event.id, EventId::from_content(&[BODY]));
+        assert_eq!(event.id, EventId::from_content("cal", &[BODY]));
     }
 
     #[test]
@@ -376,7 +381,8 @@ mod tests {
                 peer: None,
                 received_at: OffsetDateTime::UNIX_EPOCH,
             };
-            let err = p.map("cal", Verified::new(&request)).unwrap_err();
+            let err =
+                crate::providers::block_on(p.map("cal", Verified::new(&request))).unwrap_err();
             assert_eq!(err.code(), code, "{err}");
         }
     }

@@ -5,6 +5,10 @@
 //! its own `verify` can build: an unverified request cannot reach a broker by construction.
 
 pub mod cronofy;
+pub mod docplanner;
+pub mod generic;
+pub mod salesking;
+pub mod service_optimizer;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -35,19 +39,58 @@ impl<'a> WebhookRequest<'a> {
     }
 }
 
-/// A request whose authenticity a provider has checked. Constructed only by `verify` functions.
+/// A request whose authenticity a provider has checked. Constructed only by `verify` functions,
+/// which may attach what they parsed on the way (so the mapper does not parse it again).
 pub struct Verified<'a> {
     request: &'a WebhookRequest<'a>,
+    facts: Facts,
+}
+
+/// What verification learned about the request.
+pub enum Facts {
+    None,
+    /// A decoded, authenticated JSON object (SalesKing's `signed_request` payload).
+    Json(serde_json::Map<String, serde_json::Value>),
 }
 
 impl<'a> Verified<'a> {
     fn new(request: &'a WebhookRequest<'a>) -> Self {
-        Verified { request }
+        Verified {
+            request,
+            facts: Facts::None,
+        }
+    }
+
+    fn with_facts(request: &'a WebhookRequest<'a>, facts: Facts) -> Self {
+        Verified { request, facts }
     }
 
     pub fn request(&self) -> &'a WebhookRequest<'a> {
         self.request
     }
+
+    pub fn into_facts(self) -> Facts {
+        self.facts
+    }
+}
+
+/// What an authentic webhook turned into.
+#[derive(Debug)]
+pub enum Mapped {
+    /// An event to publish.
+    Event(Box<CanonicalEvent>),
+    /// Authentic and handled, with nothing to publish (SNS subscription handshakes). `code` says what
+    /// was done and becomes the reply's `code`.
+    Handled { code: &'static str },
+}
+
+/// How a provider wants to be answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyStyle {
+    /// hookbridge's `{"status", "code", ...}` body.
+    Standard,
+    /// ServiceOptimizer reads the body: `{"Success": bool, "Code": "0" | "<non-zero>", "Message": ...}`.
+    ServiceOptimizer,
 }
 
 /// Why a verified payload could not be mapped to a canonical event. Messages never quote the payload.
@@ -82,18 +125,56 @@ impl MapError {
 pub trait Provider {
     /// The provider kind as written in config and in events (`cronofy`).
     fn kind(&self) -> &'static str;
-    fn verify<'a>(&self, request: &'a WebhookRequest<'a>) -> Result<Verified<'a>, VerifyError>;
-    fn map(&self, source: &str, verified: Verified<'_>) -> Result<CanonicalEvent, MapError>;
+    /// Checks authenticity. Async because some schemes fetch keys (SNS certificates).
+    fn verify<'a>(
+        &self,
+        request: &'a WebhookRequest<'a>,
+    ) -> impl Future<Output = Result<Verified<'a>, VerifyError>>;
+    /// Maps an authentic request. Async because a subscription handshake is answered here.
+    fn map(
+        &self,
+        source: &str,
+        verified: Verified<'_>,
+    ) -> impl Future<Output = Result<Mapped, MapError>>;
+    fn reply_style(&self) -> ReplyStyle {
+        ReplyStyle::Standard
+    }
 }
 
 /// Every provider kind hookbridge knows, built from a source's `verify` table.
 #[derive(Debug, Clone)]
 pub enum AnyProvider {
     Cronofy(cronofy::Cronofy),
+    Generic(Box<generic::Generic>),
+    ServiceOptimizer(service_optimizer::ServiceOptimizer),
+    Docplanner(docplanner::Docplanner),
+    SalesKing(salesking::SalesKing),
 }
 
 /// Provider kinds accepted in `sources.*.provider`.
-pub const PROVIDER_KINDS: &[&str] = &["cronofy"];
+pub const PROVIDER_KINDS: &[&str] = &[
+    "cronofy",
+    "service_optimizer",
+    "docplanner",
+    "salesking",
+    "generic",
+    "github",
+    "stripe",
+    "standard_webhooks",
+];
+
+/// Calls the same method on whichever provider this is (static dispatch: no boxed futures).
+macro_rules! dispatch {
+    ($self:expr, $p:ident => $body:expr) => {
+        match $self {
+            AnyProvider::Cronofy($p) => $body,
+            AnyProvider::Generic($p) => $body,
+            AnyProvider::ServiceOptimizer($p) => $body,
+            AnyProvider::Docplanner($p) => $body,
+            AnyProvider::SalesKing($p) => $body,
+        }
+    };
+}
 
 impl AnyProvider {
     /// Builds a provider from its config. `key` is the path of the `verify` table, for error messages;
@@ -106,6 +187,20 @@ impl AnyProvider {
     ) -> Result<Self, Vec<ConfigIssue>> {
         match kind {
             "cronofy" => cronofy::Cronofy::from_config(key, verify, env).map(AnyProvider::Cronofy),
+            "service_optimizer" => {
+                service_optimizer::ServiceOptimizer::from_config(key, verify, env)
+                    .map(AnyProvider::ServiceOptimizer)
+            }
+            "docplanner" => {
+                docplanner::Docplanner::from_config(key, verify, env).map(AnyProvider::Docplanner)
+            }
+            "salesking" => {
+                salesking::SalesKing::from_config(key, verify, env).map(AnyProvider::SalesKing)
+            }
+            "generic" | "github" | "stripe" | "standard_webhooks" => {
+                generic::Generic::from_config(key, kind, verify, env)
+                    .map(|g| AnyProvider::Generic(Box::new(g)))
+            }
             other => Err(vec![ConfigIssue::new(
                 "",
                 format!(
@@ -115,23 +210,37 @@ impl AnyProvider {
             )]),
         }
     }
+}
 
-    fn inner(&self) -> &dyn Provider {
+impl AnyProvider {
+    /// False when, as configured, the provider checks no credential of its own (Docplanner without
+    /// an API key): such a source must have an IP allowlist.
+    pub fn authenticates(&self) -> bool {
         match self {
-            AnyProvider::Cronofy(p) => p,
+            AnyProvider::Docplanner(d) => d.has_credential(),
+            _ => true,
         }
     }
 }
 
 impl Provider for AnyProvider {
     fn kind(&self) -> &'static str {
-        self.inner().kind()
+        dispatch!(self, p => p.kind())
     }
-    fn verify<'a>(&self, request: &'a WebhookRequest<'a>) -> Result<Verified<'a>, VerifyError> {
-        self.inner().verify(request)
+
+    async fn verify<'a>(
+        &self,
+        request: &'a WebhookRequest<'a>,
+    ) -> Result<Verified<'a>, VerifyError> {
+        dispatch!(self, p => p.verify(request).await)
     }
-    fn map(&self, source: &str, verified: Verified<'_>) -> Result<CanonicalEvent, MapError> {
-        self.inner().map(source, verified)
+
+    async fn map(&self, source: &str, verified: Verified<'_>) -> Result<Mapped, MapError> {
+        dispatch!(self, p => p.map(source, verified).await)
+    }
+
+    fn reply_style(&self) -> ReplyStyle {
+        dispatch!(self, p => p.reply_style())
     }
 }
 
@@ -172,5 +281,24 @@ pub(crate) fn resolve_secrets(
         Ok(secrets)
     } else {
         Err(issues)
+    }
+}
+
+/// Runs a provider future to completion in unit tests.
+#[cfg(test)]
+pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("test runtime")
+        .block_on(future)
+}
+
+/// The event of a `Mapped`, for unit tests.
+#[cfg(test)]
+pub(crate) fn expect_event(mapped: Mapped) -> CanonicalEvent {
+    match mapped {
+        Mapped::Event(e) => *e,
+        Mapped::Handled { code } => panic!("expected an event, got handled: {code}"),
     }
 }

@@ -2,18 +2,46 @@
 //! `crate::providers`) are presets assembled from these blocks.
 
 pub mod hmac;
+pub mod ip;
+pub mod jwt;
+pub mod signed_request;
+pub mod sns;
+pub mod timestamp;
+pub mod token;
 
 /// Why a request was not accepted as authentic. The `code()` is stable: it is the JSON `code` in the
 /// reply, the `reason` label of `hookbridge_verification_failures_total` and the log field.
 /// Messages never contain secrets or echo request values.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
-    #[error("the {0} header is missing or empty")]
+    #[error("the {0} signature is missing or empty")]
     MissingSignature(&'static str),
-    #[error("the {0} header holds no well-formed signature")]
+    #[error("the {0} signature is not well-formed")]
     MalformedSignature(&'static str),
     #[error("no signature in {0} matches a configured secret")]
     BadSignature(&'static str),
+    #[error("the signed timestamp is missing")]
+    MissingTimestamp,
+    #[error("the signed timestamp is not a valid time")]
+    MalformedTimestamp,
+    #[error("the signed timestamp is too old (replay window exceeded)")]
+    TimestampTooOld,
+    #[error("the signed timestamp is in the future")]
+    TimestampInFuture,
+    #[error("the {0} credential is missing")]
+    MissingCredential(&'static str),
+    #[error("the {0} credential does not match")]
+    BadCredential(&'static str),
+    #[error("the client address is not in the source's allowlist")]
+    IpNotAllowed,
+    #[error("the token was refused ({0})")]
+    Jwt(&'static str),
+    #[error("the signed payload is not base64url JSON")]
+    MalformedSignedPayload,
+    #[error("the signed payload names an algorithm other than HMAC-SHA256")]
+    UnsupportedAlgorithm,
+    #[error("the signed request has expired")]
+    Expired,
 }
 
 impl VerifyError {
@@ -22,15 +50,26 @@ impl VerifyError {
             VerifyError::MissingSignature(_) => "missing_signature",
             VerifyError::MalformedSignature(_) => "malformed_signature",
             VerifyError::BadSignature(_) => "bad_signature",
+            VerifyError::MissingTimestamp => "missing_timestamp",
+            VerifyError::MalformedTimestamp => "malformed_timestamp",
+            VerifyError::TimestampTooOld => "timestamp_too_old",
+            VerifyError::TimestampInFuture => "timestamp_in_future",
+            VerifyError::MissingCredential(_) => "missing_credential",
+            VerifyError::BadCredential(_) => "bad_credential",
+            VerifyError::IpNotAllowed => "ip_not_allowed",
+            VerifyError::Jwt(code) => code,
+            VerifyError::MalformedSignedPayload => "malformed_signed_payload",
+            VerifyError::UnsupportedAlgorithm => "unsupported_algorithm",
+            VerifyError::Expired => "expired",
         }
     }
 
-    /// Builds the error for an HMAC failure on `header`.
-    pub fn from_hmac(failure: hmac::HmacFailure, header: &'static str) -> Self {
+    /// Builds the error for an HMAC failure on `what` (a header or field name).
+    pub fn from_hmac(failure: hmac::HmacFailure, what: &'static str) -> Self {
         match failure {
-            hmac::HmacFailure::Missing => VerifyError::MissingSignature(header),
-            hmac::HmacFailure::Malformed => VerifyError::MalformedSignature(header),
-            hmac::HmacFailure::Mismatch => VerifyError::BadSignature(header),
+            hmac::HmacFailure::Missing => VerifyError::MissingSignature(what),
+            hmac::HmacFailure::Malformed => VerifyError::MalformedSignature(what),
+            hmac::HmacFailure::Mismatch => VerifyError::BadSignature(what),
         }
     }
 }

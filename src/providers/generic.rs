@@ -1,0 +1,798 @@
+//! Providers defined by configuration alone: an HMAC scheme (with presets for GitHub, Stripe and
+//! Standard Webhooks), a static token or API key, HTTP basic auth, or a JWT; plus where to find the
+//! event type, id, subject and time in the request.
+//!
+//! A preset is only a set of defaults: `provider = "github"` is `provider = "generic"` with the
+//! GitHub values filled in, and any key the source sets wins.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Deserialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::{MapError, Mapped, Provider, Verified, WebhookRequest, resolve_secrets, settings};
+use crate::config::{ConfigIssue, Secret, SecretRef};
+use crate::event::{CanonicalEvent, EventId};
+use crate::verify::VerifyError;
+use crate::verify::hmac::{DigestEncoding, HmacAlgorithm, HmacKeyring, split_list};
+use crate::verify::jwt::{JwtSettings, JwtVerifier};
+use crate::verify::timestamp::{Window, parse_unix_seconds};
+use crate::verify::token;
+
+/// `[sources.NAME.verify]` for the generic family.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    /// `hmac`, `token`, `basic` or `jwt`.
+    scheme: String,
+    /// Secrets: HMAC keys, accepted tokens or passwords, or the JWT key (one).
+    secrets: Vec<SecretRef>,
+    /// Header carrying the signature or credential.
+    header: Option<String>,
+    /// Query parameter carrying the credential instead of a header (`token` scheme).
+    query: Option<String>,
+    // --- hmac ---
+    algorithm: Option<HmacAlgorithm>,
+    encoding: Option<DigestEncoding>,
+    /// Text before each signature, such as `sha256=` or `v1,`.
+    prefix: Option<String>,
+    /// Separator between several signatures in one header (rotation); default `,`.
+    separator: Option<String>,
+    /// `list` (signatures separated by `separator`) or `kv` (`t=..,v1=..` as Stripe sends).
+    signature_format: Option<String>,
+    /// With `kv`: the key of the timestamp and of the signatures.
+    kv_timestamp_key: Option<String>,
+    kv_signature_key: Option<String>,
+    /// What is signed: `{body}`, `{timestamp}.{body}`, `{id}.{timestamp}.{body}`, ...
+    message: Option<String>,
+    timestamp_header: Option<String>,
+    id_header: Option<String>,
+    /// Accepted age of a signed timestamp, in seconds (default 300).
+    tolerance_secs: Option<u64>,
+    /// Secrets are stored base64-encoded after this prefix (Standard Webhooks' `whsec_`).
+    secret_prefix: Option<String>,
+    /// `raw` (default) or `base64`.
+    secret_encoding: Option<String>,
+    // --- token ---
+    /// Accept `Bearer <token>` as well as the bare token.
+    strip_bearer: Option<bool>,
+    // --- basic ---
+    username: Option<String>,
+    // --- jwt ---
+    jwt: Option<JwtSettings>,
+    // --- mapping ---
+    /// Header holding the event type (GitHub's `X-GitHub-Event`).
+    type_header: Option<String>,
+    /// JSON pointer to the event type in the body (`/type`).
+    type_pointer: Option<String>,
+    /// Fixed event type when the request does not say.
+    event_type: Option<String>,
+    /// JSON pointer to the event id (dedup key); else `id_header`; else a hash of the body.
+    id_pointer: Option<String>,
+    /// JSON pointer to what the event is about.
+    subject_pointer: Option<String>,
+    /// JSON pointer to when it happened (RFC 3339 text or Unix seconds).
+    occurred_at_pointer: Option<String>,
+}
+
+/// The defaults each preset stands for.
+fn preset(kind: &str) -> toml::Table {
+    let text = match kind {
+        // https://docs.github.com/webhooks/using-webhooks/validating-webhook-deliveries
+        "github" => {
+            r#"scheme = "hmac"
+header = "X-Hub-Signature-256"
+algorithm = "sha256"
+encoding = "hex"
+prefix = "sha256="
+message = "{body}"
+type_header = "X-GitHub-Event"
+id_header = "X-GitHub-Delivery"
+"#
+        }
+        // https://docs.stripe.com/webhooks#verify-manually
+        "stripe" => {
+            r#"scheme = "hmac"
+header = "Stripe-Signature"
+algorithm = "sha256"
+encoding = "hex"
+signature_format = "kv"
+kv_timestamp_key = "t"
+kv_signature_key = "v1"
+message = "{timestamp}.{body}"
+tolerance_secs = 300
+type_pointer = "/type"
+id_pointer = "/id"
+occurred_at_pointer = "/created"
+"#
+        }
+        // https://www.standardwebhooks.com/ (spec: "Verifying webhook authenticity")
+        "standard_webhooks" => {
+            r#"scheme = "hmac"
+header = "webhook-signature"
+algorithm = "sha256"
+encoding = "base64"
+prefix = "v1,"
+separator = " "
+message = "{id}.{timestamp}.{body}"
+id_header = "webhook-id"
+timestamp_header = "webhook-timestamp"
+tolerance_secs = 300
+secret_prefix = "whsec_"
+secret_encoding = "base64"
+type_pointer = "/type"
+"#
+        }
+        _ => "",
+    };
+    text.parse().unwrap_or_default()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Piece {
+    Body,
+    Timestamp,
+    Id,
+}
+
+/// A parsed `message` template: literal bytes and placeholders.
+#[derive(Debug, Clone)]
+struct MessageTemplate(Vec<Result<Piece, String>>);
+
+impl MessageTemplate {
+    fn parse(raw: &str) -> Result<Self, String> {
+        let mut parts = Vec::new();
+        let mut rest = raw;
+        while !rest.is_empty() {
+            if let Some(after) = rest.strip_prefix('{') {
+                let (name, tail) = after.split_once('}').ok_or("unclosed `{` in message")?;
+                parts.push(Ok(match name {
+                    "body" => Piece::Body,
+                    "timestamp" => Piece::Timestamp,
+                    "id" => Piece::Id,
+                    other => return Err(format!("unknown placeholder `{{{other}}}` in message")),
+                }));
+                rest = tail;
+            } else {
+                let literal = rest.split('{').next().unwrap_or_default();
+                parts.push(Err(literal.to_owned()));
+                rest = rest.get(literal.len()..).unwrap_or_default();
+            }
+        }
+        if !parts.iter().any(|p| p == &Ok(Piece::Body)) {
+            return Err("the message must include {body}".into());
+        }
+        Ok(MessageTemplate(parts))
+    }
+
+    fn uses(&self, piece: Piece) -> bool {
+        self.0.iter().any(|p| p == &Ok(piece))
+    }
+}
+
+#[derive(Debug, Clone)]
+enum SignatureFormat {
+    List {
+        separator: String,
+    },
+    Kv {
+        timestamp_key: String,
+        signature_key: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct HmacScheme {
+    keyring: HmacKeyring,
+    header: &'static str,
+    prefix: String,
+    format: SignatureFormat,
+    message: MessageTemplate,
+    timestamp_header: Option<String>,
+    id_header: Option<String>,
+    window: Window,
+}
+
+#[derive(Debug, Clone)]
+enum Scheme {
+    Hmac(HmacScheme),
+    Token {
+        header: Option<String>,
+        query: Option<String>,
+        strip_bearer: bool,
+        tokens: Vec<Secret>,
+    },
+    Basic {
+        username: String,
+        passwords: Vec<Secret>,
+    },
+    Jwt {
+        header: String,
+        verifier: JwtVerifier,
+    },
+}
+
+#[derive(Debug, Clone, Default)]
+struct Mapping {
+    type_header: Option<String>,
+    type_pointer: Option<String>,
+    event_type: Option<String>,
+    id_header: Option<String>,
+    id_pointer: Option<String>,
+    subject_pointer: Option<String>,
+    occurred_at_pointer: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Generic {
+    kind: &'static str,
+    scheme: Scheme,
+    mapping: Mapping,
+}
+
+/// Header names live for the process; leaking the handful a config names keeps errors `'static`.
+fn leak(name: String) -> &'static str {
+    Box::leak(name.into_boxed_str())
+}
+
+impl Generic {
+    pub fn from_config(
+        key: &str,
+        kind: &str,
+        verify: &toml::Table,
+        env: &HashMap<String, String>,
+    ) -> Result<Self, Vec<ConfigIssue>> {
+        let mut table = preset(kind);
+        for (k, v) in verify {
+            table.insert(k.clone(), v.clone());
+        }
+        let s: Settings = settings(key, &table)?;
+        let issue =
+            |field: &str, reason: &str| vec![ConfigIssue::new(format!("{key}.{field}"), reason)];
+        let mut secrets = resolve_secrets(&format!("{key}.secrets"), &s.secrets, env)?;
+        let kind: &'static str = match kind {
+            "github" => "github",
+            "stripe" => "stripe",
+            "standard_webhooks" => "standard_webhooks",
+            _ => "generic",
+        };
+        let scheme = match s.scheme.as_str() {
+            "hmac" => {
+                let header = s
+                    .header
+                    .clone()
+                    .ok_or_else(|| issue("header", "the hmac scheme needs a header"))?;
+                let message = MessageTemplate::parse(s.message.as_deref().unwrap_or("{body}"))
+                    .map_err(|e| issue("message", &e))?;
+                let format = match s.signature_format.as_deref().unwrap_or("list") {
+                    "list" => SignatureFormat::List {
+                        separator: s.separator.clone().unwrap_or_else(|| ",".into()),
+                    },
+                    "kv" => SignatureFormat::Kv {
+                        timestamp_key: s.kv_timestamp_key.clone().unwrap_or_else(|| "t".into()),
+                        signature_key: s.kv_signature_key.clone().unwrap_or_else(|| "v1".into()),
+                    },
+                    _ => return Err(issue("signature_format", "expected `list` or `kv`")),
+                };
+                let has_timestamp =
+                    s.timestamp_header.is_some() || matches!(format, SignatureFormat::Kv { .. });
+                if message.uses(Piece::Timestamp) && !has_timestamp {
+                    return Err(issue(
+                        "message",
+                        "{timestamp} needs timestamp_header or the kv format",
+                    ));
+                }
+                if message.uses(Piece::Id) && s.id_header.is_none() {
+                    return Err(issue("message", "{id} needs id_header"));
+                }
+                if let Some(prefix) = &s.secret_prefix {
+                    secrets = secrets
+                        .into_iter()
+                        .map(|sec| match sec.expose().strip_prefix(prefix.as_bytes()) {
+                            Some(rest) => Secret::from_bytes(rest.to_vec()),
+                            None => sec,
+                        })
+                        .collect();
+                }
+                if s.secret_encoding.as_deref() == Some("base64") {
+                    use base64::Engine as _;
+                    secrets = secrets
+                        .iter()
+                        .map(|sec| {
+                            base64::engine::general_purpose::STANDARD
+                                .decode(sec.expose())
+                                .map(Secret::from_bytes)
+                        })
+                        .collect::<Result<_, _>>()
+                        .map_err(|_| {
+                            issue(
+                                "secrets",
+                                "secret_encoding is base64 but a secret does not decode",
+                            )
+                        })?;
+                } else if !matches!(s.secret_encoding.as_deref(), None | Some("raw")) {
+                    return Err(issue("secret_encoding", "expected `raw` or `base64`"));
+                }
+                Scheme::Hmac(HmacScheme {
+                    keyring: HmacKeyring {
+                        algorithm: s.algorithm.unwrap_or(HmacAlgorithm::Sha256),
+                        encoding: s.encoding.unwrap_or(DigestEncoding::Hex),
+                        secrets,
+                    },
+                    header: leak(header),
+                    prefix: s.prefix.clone().unwrap_or_default(),
+                    format,
+                    message,
+                    timestamp_header: s.timestamp_header.clone(),
+                    id_header: s.id_header.clone(),
+                    window: Window {
+                        max_age: std::time::Duration::from_secs(s.tolerance_secs.unwrap_or(300)),
+                        max_skew: std::time::Duration::from_secs(s.tolerance_secs.unwrap_or(300)),
+                    },
+                })
+            }
+            "token" => {
+                if s.header.is_none() == s.query.is_none() {
+                    return Err(issue(
+                        "header",
+                        "the token scheme needs exactly one of header or query",
+                    ));
+                }
+                Scheme::Token {
+                    header: s.header.clone(),
+                    query: s.query.clone(),
+                    strip_bearer: s.strip_bearer.unwrap_or(true),
+                    tokens: secrets,
+                }
+            }
+            "basic" => Scheme::Basic {
+                username: s
+                    .username
+                    .clone()
+                    .ok_or_else(|| issue("username", "the basic scheme needs a username"))?,
+                passwords: secrets,
+            },
+            "jwt" => {
+                let jwt = s
+                    .jwt
+                    .as_ref()
+                    .ok_or_else(|| issue("jwt", "the jwt scheme needs a [jwt] table"))?;
+                let first = secrets
+                    .first()
+                    .ok_or_else(|| issue("secrets", "the jwt scheme needs its key"))?;
+                Scheme::Jwt {
+                    header: s.header.clone().unwrap_or_else(|| "Authorization".into()),
+                    verifier: JwtVerifier::new(jwt, first).map_err(|e| issue("jwt", &e))?,
+                }
+            }
+            _ => {
+                return Err(issue(
+                    "scheme",
+                    "expected `hmac`, `token`, `basic` or `jwt`",
+                ));
+            }
+        };
+        let mapping = Mapping {
+            type_header: s.type_header,
+            type_pointer: s.type_pointer,
+            event_type: s.event_type,
+            id_header: s.id_header,
+            id_pointer: s.id_pointer,
+            subject_pointer: s.subject_pointer,
+            occurred_at_pointer: s.occurred_at_pointer,
+        };
+        Ok(Generic {
+            kind,
+            scheme,
+            mapping,
+        })
+    }
+}
+
+fn first_header<'a>(request: &WebhookRequest<'a>, name: &str) -> Option<&'a str> {
+    request.header_values(name).next()
+}
+
+impl HmacScheme {
+    fn verify(&self, request: &WebhookRequest<'_>) -> Result<(), VerifyError> {
+        let values: Vec<&str> = request.header_values(self.header).collect();
+        let (candidates, kv_timestamp): (Vec<&str>, Option<&str>) = match &self.format {
+            SignatureFormat::List { separator } => (
+                values
+                    .iter()
+                    .flat_map(|v| v.split(separator.as_str()))
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty())
+                    .map(|c| c.strip_prefix(self.prefix.as_str()).unwrap_or(""))
+                    .collect(),
+                None,
+            ),
+            SignatureFormat::Kv {
+                timestamp_key,
+                signature_key,
+            } => {
+                let pairs: Vec<(&str, &str)> = values
+                    .iter()
+                    .flat_map(|v| split_list(v, ','))
+                    .filter_map(|p| p.split_once('='))
+                    .collect();
+                (
+                    pairs
+                        .iter()
+                        .filter(|(k, _)| k.trim() == signature_key)
+                        .map(|(_, v)| v.trim())
+                        .collect(),
+                    pairs
+                        .iter()
+                        .find(|(k, _)| k.trim() == timestamp_key)
+                        .map(|(_, v)| v.trim()),
+                )
+            }
+        };
+        if candidates.is_empty() {
+            return Err(VerifyError::MissingSignature(self.header));
+        }
+        let timestamp = if self.message.uses(Piece::Timestamp) {
+            let text = kv_timestamp
+                .or_else(|| {
+                    self.timestamp_header
+                        .as_deref()
+                        .and_then(|h| first_header(request, h))
+                })
+                .ok_or(VerifyError::MissingTimestamp)?;
+            self.window
+                .check(parse_unix_seconds(text)?, request.received_at)?;
+            Some(text)
+        } else {
+            None
+        };
+        let id = match (&self.id_header, self.message.uses(Piece::Id)) {
+            (Some(h), true) => {
+                Some(first_header(request, h).ok_or(VerifyError::MissingCredential("id header"))?)
+            }
+            _ => None,
+        };
+        let parts: Vec<&[u8]> = self
+            .message
+            .0
+            .iter()
+            .map(|p| match p {
+                Ok(Piece::Body) => &request.body[..],
+                Ok(Piece::Timestamp) => timestamp.unwrap_or_default().as_bytes(),
+                Ok(Piece::Id) => id.unwrap_or_default().as_bytes(),
+                Err(literal) => literal.as_bytes(),
+            })
+            .collect();
+        self.keyring
+            .verify(&parts, candidates)
+            .map_err(|f| VerifyError::from_hmac(f, self.header))
+    }
+}
+
+impl Provider for Generic {
+    fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    async fn verify<'a>(
+        &self,
+        request: &'a WebhookRequest<'a>,
+    ) -> Result<Verified<'a>, VerifyError> {
+        match &self.scheme {
+            Scheme::Hmac(h) => h.verify(request)?,
+            Scheme::Token {
+                header,
+                query,
+                strip_bearer,
+                tokens,
+            } => {
+                let presented = match (header, query) {
+                    (Some(h), _) => first_header(request, h).map(|v| {
+                        if *strip_bearer {
+                            token::strip_bearer(v).to_owned()
+                        } else {
+                            v.to_owned()
+                        }
+                    }),
+                    (None, Some(q)) => token::query_param(request.query, q),
+                    (None, None) => None,
+                };
+                let presented = presented
+                    .filter(|p| !p.is_empty())
+                    .ok_or(VerifyError::MissingCredential("token"))?;
+                if !token::matches_any(presented.as_bytes(), tokens) {
+                    return Err(VerifyError::BadCredential("token"));
+                }
+            }
+            Scheme::Basic {
+                username,
+                passwords,
+            } => {
+                let header = first_header(request, "Authorization")
+                    .ok_or(VerifyError::MissingCredential("basic"))?;
+                let (user, password) =
+                    token::parse_basic(header).ok_or(VerifyError::MissingCredential("basic"))?;
+                // Both compared, so a wrong user takes as long as a wrong password.
+                let user_ok =
+                    token::matches_any(user.as_bytes(), &[Secret::from_bytes(username.as_bytes())]);
+                if !(token::matches_any(&password, passwords) & user_ok) {
+                    return Err(VerifyError::BadCredential("basic"));
+                }
+            }
+            Scheme::Jwt { header, verifier } => {
+                let value =
+                    first_header(request, header).ok_or(VerifyError::MissingCredential("jwt"))?;
+                verifier.verify(token::strip_bearer(value))?;
+            }
+        }
+        Ok(Verified::new(request))
+    }
+
+    async fn map(&self, source: &str, verified: Verified<'_>) -> Result<Mapped, MapError> {
+        let request = verified.request();
+        let m = &self.mapping;
+        let needs_json = m.type_pointer.is_some()
+            || m.id_pointer.is_some()
+            || m.subject_pointer.is_some()
+            || m.occurred_at_pointer.is_some();
+        let json: Option<serde_json::Value> = if needs_json {
+            Some(serde_json::from_slice(request.body).map_err(|e| MapError::from_json(&e))?)
+        } else {
+            None
+        };
+        let pointer = |p: &Option<String>| -> Option<String> {
+            let value = json.as_ref()?.pointer(p.as_deref()?)?;
+            match value {
+                serde_json::Value::String(s) => Some(s.clone()),
+                serde_json::Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            }
+        };
+        let header = |h: &Option<String>| {
+            h.as_deref()
+                .and_then(|h| first_header(request, h))
+                .map(str::to_owned)
+        };
+        let event_type = header(&m.type_header)
+            .or_else(|| pointer(&m.type_pointer))
+            .or_else(|| m.event_type.clone())
+            .ok_or(MapError::MissingField("event type"))?;
+        let id = match pointer(&m.id_pointer).or_else(|| header(&m.id_header)) {
+            Some(raw) => EventId::parse(&raw).map_err(|_| MapError::InvalidField("id"))?,
+            None => EventId::from_content(source, &[request.body]),
+        };
+        let occurred_at = match pointer(&m.occurred_at_pointer) {
+            Some(t) => Some(
+                OffsetDateTime::parse(&t, &Rfc3339)
+                    .or_else(|_| parse_unix_seconds(&t).map_err(|_| ()))
+                    .map_err(|_| MapError::InvalidField("occurred_at"))?,
+            ),
+            None => None,
+        };
+        let subject = pointer(&m.subject_pointer);
+        Ok(Mapped::Event(Box::new(CanonicalEvent {
+            partition_key: subject.clone().unwrap_or_else(|| id.to_string()),
+            id,
+            source: source.to_owned(),
+            provider: self.kind,
+            event_type: event_type.clone(),
+            provider_type: event_type,
+            subject,
+            occurred_at,
+            received_at: request.received_at,
+            data: None,
+            payload: request.body.clone(),
+            payload_content_type: request
+                .headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("application/octet-stream")
+                .to_owned(),
+            attributes: BTreeMap::new(),
+        })))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::{block_on, expect_event};
+    use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+    use bytes::Bytes;
+
+    fn build(kind: &str, extra: &str, secrets: &[(&str, &str)]) -> Generic {
+        let env: HashMap<String, String> = secrets
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let table: toml::Table = extra.parse().unwrap();
+        Generic::from_config("sources.t.verify", kind, &table, &env)
+            .unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    fn request<'a>(
+        headers: &'a HeaderMap,
+        body: &'a Bytes,
+        query: &'a str,
+        now: i64,
+    ) -> WebhookRequest<'a> {
+        WebhookRequest {
+            headers,
+            query,
+            body,
+            peer: None,
+            received_at: OffsetDateTime::from_unix_timestamp(now).unwrap(),
+        }
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    /// GitHub's documented example: secret "It's a Secret to Everybody", body "Hello, World!".
+    #[test]
+    fn github_preset_verifies_the_documented_vector() {
+        let g = build(
+            "github",
+            r#"secrets = ["env:GH"]"#,
+            &[("GH", "It's a Secret to Everybody")],
+        );
+        let body = Bytes::from_static(b"Hello, World!");
+        let sig = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+        let h = headers(&[
+            ("x-hub-signature-256", sig),
+            ("x-github-event", "push"),
+            ("x-github-delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958"),
+        ]);
+        let req = request(&h, &body, "", 1_700_000_000);
+        let verified = block_on(g.verify(&req)).unwrap();
+        let event = expect_event(block_on(g.map("gh", verified)).unwrap());
+        assert_eq!(event.event_type, "push");
+        assert_eq!(event.id.as_str(), "72d3162e-cc78-11e3-81ab-4c9367dc0958");
+        let wrong = headers(&[(
+            "x-hub-signature-256",
+            "sha256=657107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17",
+        )]);
+        assert_eq!(
+            block_on(g.verify(&request(&wrong, &body, "", 0))).err(),
+            Some(VerifyError::BadSignature("X-Hub-Signature-256"))
+        );
+        let no_prefix = headers(&[(
+            "x-hub-signature-256",
+            "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17",
+        )]);
+        assert!(block_on(g.verify(&request(&no_prefix, &body, "", 0))).is_err());
+    }
+
+    /// The Standard Webhooks specification's example (libraries' shared test vector).
+    #[test]
+    fn standard_webhooks_preset_verifies_the_spec_vector() {
+        let g = build(
+            "standard_webhooks",
+            r#"secrets = ["env:SW"]"#,
+            &[("SW", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")],
+        );
+        let body = Bytes::from_static(br#"{"test": 2432232314}"#);
+        let h = headers(&[
+            ("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"),
+            ("webhook-timestamp", "1614265330"),
+            (
+                "webhook-signature",
+                "v1,bogus v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+            ),
+        ]);
+        assert!(block_on(g.verify(&request(&h, &body, "", 1_614_265_330))).is_ok());
+        // Same request, an hour later: outside the 5-minute window.
+        assert_eq!(
+            block_on(g.verify(&request(&h, &body, "", 1_614_268_930))).err(),
+            Some(VerifyError::TimestampTooOld)
+        );
+        assert_eq!(
+            block_on(g.verify(&request(&h, &body, "", 1_614_261_730))).err(),
+            Some(VerifyError::TimestampInFuture)
+        );
+    }
+
+    /// Stripe's scheme: `t=<ts>,v1=<hex>`, message `<ts>.<body>`; the digest computed independently.
+    #[test]
+    fn stripe_preset_checks_timestamp_and_any_v1() {
+        use hmac::{KeyInit, Mac};
+        let g = build("stripe", r#"secrets = ["env:ST"]"#, &[("ST", "whsec_test")]);
+        let body =
+            Bytes::from_static(br#"{"id":"evt_1","type":"invoice.paid","created":1700000000}"#);
+        let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(b"whsec_test").unwrap();
+        mac.update(b"1700000000.");
+        mac.update(&body);
+        let v1 = hex::encode(mac.finalize().into_bytes());
+        let h = headers(&[(
+            "stripe-signature",
+            &format!("t=1700000000,v1=deadbeef,v1={v1}"),
+        )]);
+        let req = request(&h, &body, "", 1_700_000_100);
+        let verified = block_on(g.verify(&req)).unwrap();
+        let event = expect_event(block_on(g.map("st", verified)).unwrap());
+        assert_eq!(
+            (event.event_type.as_str(), event.id.as_str()),
+            ("invoice.paid", "evt_1")
+        );
+        assert_eq!(
+            event.occurred_at.map(|t| t.unix_timestamp()),
+            Some(1_700_000_000)
+        );
+        let tampered = headers(&[("stripe-signature", &format!("t=1700000001,v1={v1}"))]);
+        assert_eq!(
+            block_on(g.verify(&request(&tampered, &body, "", 1_700_000_100))).err(),
+            Some(VerifyError::BadSignature("Stripe-Signature"))
+        );
+        let missing_t = headers(&[("stripe-signature", &format!("v1={v1}"))]);
+        assert_eq!(
+            block_on(g.verify(&request(&missing_t, &body, "", 1_700_000_100))).err(),
+            Some(VerifyError::MissingTimestamp)
+        );
+    }
+
+    #[test]
+    fn token_in_query_or_header_and_basic_auth() {
+        let t = build(
+            "generic",
+            r#"scheme = "token"
+query = "token"
+secrets = ["env:T"]
+event_type = "ping""#,
+            &[("T", "s3cret")],
+        );
+        let body = Bytes::from_static(b"{}");
+        let none = HeaderMap::new();
+        assert!(block_on(t.verify(&request(&none, &body, "token=s3cret", 0))).is_ok());
+        assert_eq!(
+            block_on(t.verify(&request(&none, &body, "token=nope", 0))).err(),
+            Some(VerifyError::BadCredential("token"))
+        );
+        assert_eq!(
+            block_on(t.verify(&request(&none, &body, "", 0))).err(),
+            Some(VerifyError::MissingCredential("token"))
+        );
+
+        let b = build(
+            "generic",
+            r#"scheme = "basic"
+username = "hook"
+secrets = ["env:P"]
+event_type = "ping""#,
+            &[("P", "pw")],
+        );
+        let ok = headers(&[("authorization", "Basic aG9vazpwdw==")]);
+        assert!(block_on(b.verify(&request(&ok, &body, "", 0))).is_ok());
+        let bad = headers(&[("authorization", "Basic aG9vazp4")]);
+        assert_eq!(
+            block_on(b.verify(&request(&bad, &body, "", 0))).err(),
+            Some(VerifyError::BadCredential("basic"))
+        );
+    }
+
+    #[test]
+    fn config_mistakes_name_their_key() {
+        let table: toml::Table = r#"scheme = "hmac"
+secrets = ["env:X"]
+message = "{timestamp}.{body}""#
+            .parse()
+            .unwrap();
+        let env = HashMap::from([("X".to_owned(), "x".to_owned())]);
+        let err = Generic::from_config("sources.t.verify", "generic", &table, &env).unwrap_err();
+        assert_eq!(err[0].key, "sources.t.verify.header");
+        let table: toml::Table = r#"secrets = ["env:X"]
+colour = "blue""#
+            .parse()
+            .unwrap();
+        let err = Generic::from_config("sources.t.verify", "github", &table, &env).unwrap_err();
+        assert!(err[0].key.starts_with("sources.t.verify"), "{err:?}");
+    }
+}

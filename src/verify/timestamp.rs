@@ -1,0 +1,77 @@
+//! Replay windows for schemes that sign a timestamp. `now` is a parameter so tests pick their own.
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use super::VerifyError;
+
+/// How far a signed timestamp may be from `now`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// Oldest accepted age. Sized to the provider's retry horizon plus clock skew.
+    pub max_age: Duration,
+    /// How far in the future a sender's clock may run.
+    pub max_skew: Duration,
+}
+
+impl Window {
+    pub fn check(&self, signed_at: OffsetDateTime, now: OffsetDateTime) -> Result<(), VerifyError> {
+        if signed_at > now + self.max_skew {
+            return Err(VerifyError::TimestampInFuture);
+        }
+        if signed_at < now - self.max_age {
+            return Err(VerifyError::TimestampTooOld);
+        }
+        Ok(())
+    }
+}
+
+/// Parses a Unix timestamp in seconds, as Stripe and Standard Webhooks send it.
+pub fn parse_unix_seconds(text: &str) -> Result<OffsetDateTime, VerifyError> {
+    text.trim()
+        .parse::<i64>()
+        .ok()
+        .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
+        .ok_or(VerifyError::MalformedTimestamp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_accepts_inside_and_rejects_both_sides() {
+        let w = Window {
+            max_age: Duration::from_secs(300),
+            max_skew: Duration::from_secs(60),
+        };
+        let now = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        assert_eq!(w.check(now - Duration::from_secs(299), now), Ok(()));
+        assert_eq!(w.check(now + Duration::from_secs(59), now), Ok(()));
+        assert_eq!(
+            w.check(now - Duration::from_secs(301), now),
+            Err(VerifyError::TimestampTooOld)
+        );
+        assert_eq!(
+            w.check(now + Duration::from_secs(61), now),
+            Err(VerifyError::TimestampInFuture)
+        );
+    }
+
+    #[test]
+    fn unix_seconds_parse_or_fail_cleanly() {
+        assert_eq!(
+            parse_unix_seconds("1700000000").unwrap().unix_timestamp(),
+            1_700_000_000
+        );
+        assert_eq!(
+            parse_unix_seconds("x"),
+            Err(VerifyError::MalformedTimestamp)
+        );
+        assert_eq!(
+            parse_unix_seconds("99999999999999999999"),
+            Err(VerifyError::MalformedTimestamp)
+        );
+    }
+}
