@@ -51,9 +51,7 @@ impl EventCodec {
                     .human_readable(false)
                     .build()
                     .map_err(|e| e.to_string())?;
-                let fingerprint = schema
-                    .fingerprint::<apache_avro::rabin::Rabin>()
-                    .to_string();
+                let fingerprint = super::fingerprint::rabin_hex(EVENT_AVSC)?;
                 Ok(EventCodec {
                     schema,
                     writer,
