@@ -17,6 +17,7 @@ use actix_web::{HttpResponse, ResponseError};
 
 use super::reply::{Reply, ServiceOptimizerReply};
 use crate::pipeline::PipelineError;
+use crate::providers::MapError;
 use crate::providers::ReplyStyle;
 
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +59,7 @@ impl ResponseError for IngressError {
             IngressError::BodyUnreadable => StatusCode::BAD_REQUEST,
             IngressError::Pipeline { error, .. } => match error {
                 PipelineError::Verify(_) => StatusCode::UNAUTHORIZED,
+                PipelineError::Map(MapError::Upstream(_)) => StatusCode::SERVICE_UNAVAILABLE,
                 PipelineError::Map(_) => StatusCode::UNPROCESSABLE_ENTITY,
                 PipelineError::Publish(_) => StatusCode::SERVICE_UNAVAILABLE,
                 PipelineError::Encode(_) => StatusCode::INTERNAL_SERVER_ERROR,

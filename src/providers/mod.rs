@@ -9,6 +9,7 @@ pub mod docplanner;
 pub mod generic;
 pub mod salesking;
 pub mod service_optimizer;
+pub mod timetap;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -51,6 +52,8 @@ pub enum Facts {
     None,
     /// A decoded, authenticated JSON object (SalesKing's `signed_request` payload).
     Json(serde_json::Map<String, serde_json::Value>),
+    /// A verified SNS envelope.
+    Sns(Box<crate::verify::sns::SnsMessage>),
 }
 
 impl<'a> Verified<'a> {
@@ -102,6 +105,9 @@ pub enum MapError {
     MissingField(&'static str),
     #[error("payload field {0} has an invalid value")]
     InvalidField(&'static str),
+    /// A step after verification needs a service that failed; the provider should resend.
+    #[error("{0}")]
+    Upstream(&'static str),
 }
 
 impl MapError {
@@ -110,6 +116,7 @@ impl MapError {
             MapError::InvalidJson { .. } => "invalid_json",
             MapError::MissingField(_) => "missing_field",
             MapError::InvalidField(_) => "invalid_field",
+            MapError::Upstream(_) => "upstream_unavailable",
         }
     }
 
@@ -149,11 +156,13 @@ pub enum AnyProvider {
     ServiceOptimizer(service_optimizer::ServiceOptimizer),
     Docplanner(docplanner::Docplanner),
     SalesKing(salesking::SalesKing),
+    TimeTap(timetap::TimeTap),
 }
 
 /// Provider kinds accepted in `sources.*.provider`.
 pub const PROVIDER_KINDS: &[&str] = &[
     "cronofy",
+    "timetap",
     "service_optimizer",
     "docplanner",
     "salesking",
@@ -172,6 +181,7 @@ macro_rules! dispatch {
             AnyProvider::ServiceOptimizer($p) => $body,
             AnyProvider::Docplanner($p) => $body,
             AnyProvider::SalesKing($p) => $body,
+            AnyProvider::TimeTap($p) => $body,
         }
     };
 }
@@ -197,6 +207,7 @@ impl AnyProvider {
             "salesking" => {
                 salesking::SalesKing::from_config(key, verify, env).map(AnyProvider::SalesKing)
             }
+            "timetap" => timetap::TimeTap::from_config(key, verify, env).map(AnyProvider::TimeTap),
             "generic" | "github" | "stripe" | "standard_webhooks" => {
                 generic::Generic::from_config(key, kind, verify, env)
                     .map(|g| AnyProvider::Generic(Box::new(g)))
@@ -218,6 +229,7 @@ impl AnyProvider {
     pub fn authenticates(&self) -> bool {
         match self {
             AnyProvider::Docplanner(d) => d.has_credential(),
+            AnyProvider::TimeTap(t) => t.has_credential(),
             _ => true,
         }
     }

@@ -42,6 +42,8 @@ pub enum VerifyError {
     UnsupportedAlgorithm,
     #[error("the signed request has expired")]
     Expired,
+    #[error(transparent)]
+    Sns(#[from] sns::SnsError),
 }
 
 impl VerifyError {
@@ -61,6 +63,7 @@ impl VerifyError {
             VerifyError::MalformedSignedPayload => "malformed_signed_payload",
             VerifyError::UnsupportedAlgorithm => "unsupported_algorithm",
             VerifyError::Expired => "expired",
+            VerifyError::Sns(e) => e.code(),
         }
     }
 
