@@ -17,6 +17,8 @@ pub struct Consumed {
     pub key: Option<String>,
     pub headers: BTreeMap<String, String>,
     pub record: BTreeMap<String, Value>,
+    /// The message body as received (the Avro datum), for byte-level checks such as secret scans.
+    pub raw: Vec<u8>,
 }
 
 impl Consumed {
@@ -133,6 +135,7 @@ pub async fn read_nats(
                     key: None,
                     headers,
                     record: decode(&schema, &m.payload),
+                    raw: m.payload.to_vec(),
                 });
             }
             Ok(Some(Err(e))) => panic!("consuming from NATS: {e}"),
@@ -230,6 +233,7 @@ fn read_kafka_blocking(
                     key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
                     headers,
                     record: decode(&schema, m.payload().unwrap_or_default()),
+                    raw: m.payload().unwrap_or_default().to_vec(),
                 });
             }
             Some(Err(e)) => eprintln!("kafka consumer: {e}"),

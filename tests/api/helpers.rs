@@ -196,15 +196,26 @@ pub fn test_env() -> HashMap<String, String> {
 }
 
 pub async fn spawn_app(options: AppOptions) -> TestApp {
+    let stream = unique("S");
+    let prefix = unique("t");
+    let text = config_text(&options, &stream, &prefix);
+    spawn_with_config(&text, &test_env(), stream, prefix).await
+}
+
+/// Starts the gateway from a complete config text; `stream` and `prefix` are the names the config
+/// uses, kept on the `TestApp` for consumers.
+pub async fn spawn_with_config(
+    text: &str,
+    env: &HashMap<String, String>,
+    stream: String,
+    prefix: String,
+) -> TestApp {
     // RUST_LOG=debug cargo test ... shows the gateway's logs next to a failing test's output.
     if std::env::var_os("RUST_LOG").is_some() {
         hookbridge::telemetry::init(hookbridge::config::LogFormat::Text);
     }
-    let stream = unique("S");
-    let prefix = unique("t");
-    let text = config_text(&options, &stream, &prefix);
-    let env = test_env();
-    let raw = load_str(&text, &env).expect("test config loads");
+    let env = env.clone();
+    let raw = load_str(text, &env).expect("test config loads");
     let config = Config::validate(raw, &env)
         .unwrap_or_else(|issues| panic!("test config invalid: {issues:?}"));
     let app = Application::build(config).await.expect("gateway starts");

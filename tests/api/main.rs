@@ -7,5 +7,6 @@ mod brokers;
 mod config_check;
 mod consumers;
 mod cronofy;
+mod golden;
 mod helpers;
 mod ingress;

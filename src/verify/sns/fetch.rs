@@ -14,12 +14,8 @@ pub(super) const MAX_BODY: usize = 64 * 1024;
 /// Builds the client. `reqwest` is compiled without a rustls crypto provider and panics when none
 /// is installed, so that case is turned into an error here instead.
 pub(super) fn build_client() -> Result<reqwest::Client, String> {
-    if rustls::crypto::CryptoProvider::get_default().is_none() {
-        return Err(
-            "no rustls CryptoProvider is installed; install one before building the SNS verifier"
-                .to_owned(),
-        );
-    }
+    // reqwest is built without a built-in provider; make sure the process has one.
+    crate::startup::install_crypto_provider();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .https_only(true)
