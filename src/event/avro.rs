@@ -262,4 +262,50 @@ mod tests {
         assert_eq!(fp.len(), 16, "{fp}");
         assert!(fp.chars().all(|c| c.is_ascii_hexdigit()));
     }
+
+    /// Schemas evolve compatibly: the current schema must read everything written with any released
+    /// version kept in `schemas/history/` (BACKWARD, as a schema registry would enforce). Releasing
+    /// a new version means copying `event.avsc` there as the next `event.vN.avsc`.
+    #[test]
+    fn current_schema_reads_every_released_version() {
+        use apache_avro::schema_compatibility::SchemaCompatibility;
+        let current = EventCodec::get().unwrap().schema();
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/history");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let old = Schema::parse_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            if let Err(e) = SchemaCompatibility::can_read(&old, current) {
+                panic!(
+                    "event.avsc cannot read data written with {}: {e}",
+                    path.display()
+                );
+            }
+            checked += 1;
+        }
+        assert!(checked >= 1, "no released schema in {dir}");
+    }
+
+    /// The check above has teeth: a new required field, or a field retyped, is refused.
+    #[test]
+    fn incompatible_changes_are_detected() {
+        use apache_avro::schema_compatibility::SchemaCompatibility;
+        let current = EventCodec::get().unwrap().schema();
+        let required = EVENT_AVSC.replacen(
+            r#"{"name": "id", "type": "string","#,
+            r#"{"name": "tenant", "type": "string"}, {"name": "id", "type": "string","#,
+            1,
+        );
+        assert_ne!(required, EVENT_AVSC, "the edit applied");
+        let required = Schema::parse_str(&required).unwrap();
+        assert!(SchemaCompatibility::can_read(current, &required).is_err());
+        let retyped = EVENT_AVSC.replacen(
+            r#"{"name": "provider", "type": "string","#,
+            r#"{"name": "provider", "type": "int","#,
+            1,
+        );
+        assert_ne!(retyped, EVENT_AVSC, "the edit applied");
+        let retyped = Schema::parse_str(&retyped).unwrap();
+        assert!(SchemaCompatibility::can_read(current, &retyped).is_err());
+    }
 }

@@ -152,6 +152,49 @@ pub fn prepare(g: &Golden) -> Prepared {
     }
 }
 
+/// The golden's forged variant: the prepared request altered after signing, as an attacker would.
+pub fn forge(g: &Golden, mut prepared: Prepared) -> Prepared {
+    let f = &g.spec["forged"];
+    if let Some([from, to]) = f["replace"].as_array().map(|a| {
+        [
+            a[0].as_str().unwrap_or_default(),
+            a[1].as_str().unwrap_or_default(),
+        ]
+    }) {
+        let body = String::from_utf8_lossy(&prepared.body).into_owned();
+        assert!(
+            body.contains(from),
+            "{}: forged.replace needle not in body",
+            g.name
+        );
+        prepared.body = body.replacen(from, to, 1).into_bytes();
+    }
+    if f["replace_last_char"].as_bool() == Some(true) {
+        let last = prepared.body.last_mut().expect("non-empty body");
+        *last = if *last == b'A' { b'B' } else { b'A' };
+    }
+    if let Some(q) = f["query"].as_str() {
+        prepared.query = q.to_owned();
+    }
+    for name in f["drop_headers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        prepared
+            .headers
+            .retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+    }
+    for (k, v) in f["headers"].as_object().into_iter().flatten() {
+        prepared.headers.retain(|(h, _)| !h.eq_ignore_ascii_case(k));
+        prepared
+            .headers
+            .push((k.clone(), v.as_str().unwrap_or_default().to_owned()));
+    }
+    prepared
+}
+
 /// `sources.<name>` for a golden, publishing to `publisher`.
 pub fn source_toml(g: &Golden, source: &str, publisher: &str, prefix: &str) -> String {
     let mut table = toml::Table::new();
@@ -250,10 +293,23 @@ pub fn check_record(g: &Golden, event: &Consumed) -> Vec<String> {
     problems
 }
 
+async fn send(app: &crate::helpers::TestApp, source: &str, prepared: Prepared) -> (u16, String) {
+    let mut request = app
+        .http
+        .post(app.url(&format!("/webhooks/{source}?{}", prepared.query)))
+        .body(prepared.body);
+    for (k, v) in &prepared.headers {
+        request = request.header(k, v);
+    }
+    let response = request.send().await.expect("request reaches the gateway");
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap_or_default())
+}
+
 /// Every golden, through NATS JetStream and through Kafka: status, reply, one record per broker
 /// with the expected fields, and no secret anywhere in what left the gateway.
 #[tokio::test]
-async fn golden_fixtures_are_published_through_nats_and_kafka_without_secrets() {
+async fn golden_fixtures_publish_once_through_both_brokers_and_forgeries_are_refused() {
     let nats = NatsServer::start();
     let kafka = KafkaBroker::start();
     let goldens = load_goldens();
@@ -292,18 +348,32 @@ async fn golden_fixtures_are_published_through_nats_and_kafka_without_secrets() 
         let event_type = expect["record"]["type"].as_str().expect("expected type");
         for (broker, suffix) in [("nats", "n"), ("kafka", "k")] {
             let source = format!("{}-{suffix}", g.name);
-            let prepared = prepare(g);
-            let mut request = app
-                .http
-                .post(app.url(&format!("/webhooks/{source}?{}", prepared.query)))
-                .body(prepared.body);
-            for (k, v) in &prepared.headers {
-                request = request.header(k, v);
-            }
-            let response = request.send().await.expect("request reaches the gateway");
-            let status = response.status().as_u16();
-            let reply = response.text().await.unwrap_or_default();
             let mut problems = Vec::new();
+            // The forged request goes first: the read-back below then proves it published nothing.
+            let forged = forge(g, prepare(g));
+            let (forged_status, forged_reply) = send(&app, &source, forged).await;
+            let f = &g.spec["forged"];
+            if forged_status != f["status"].as_u64().unwrap_or(401) as u16 {
+                problems.push(format!(
+                    "forged request answered {forged_status}: {forged_reply}"
+                ));
+            }
+            let forged_json: Value = serde_json::from_str(&forged_reply).unwrap_or(Value::Null);
+            if let Some(code) = f["code"].as_str()
+                && forged_json["code"] != code
+            {
+                problems.push(format!(
+                    "forged request code {}, expected {code}",
+                    forged_json["code"]
+                ));
+            }
+            if f["reply"].is_object() && forged_json != f["reply"] {
+                problems.push(format!(
+                    "forged reply {forged_reply}, expected {}",
+                    f["reply"]
+                ));
+            }
+            let (status, reply) = send(&app, &source, prepare(g)).await;
             if status != expect["status"].as_u64().unwrap_or(200) as u16 {
                 problems.push(format!("status {status}: {reply}"));
             }
@@ -337,7 +407,10 @@ async fn golden_fixtures_are_published_through_nats_and_kafka_without_secrets() 
                     }
                 }
             }
-            if secrets_of(g).iter().any(|s| reply.contains(s.as_str())) {
+            if secrets_of(g)
+                .iter()
+                .any(|s| reply.contains(s.as_str()) || forged_reply.contains(s.as_str()))
+            {
                 problems.push("the reply echoes a secret".into());
             }
             table.push(format!(
