@@ -10,3 +10,4 @@ mod cronofy;
 mod golden;
 mod helpers;
 mod ingress;
+mod secrets_in_logs;
