@@ -138,7 +138,7 @@ impl Config {
                 sources.insert(name.clone(), source);
             }
         }
-        if sources.is_empty() {
+        if raw.sources.is_empty() {
             issues.push(ConfigIssue::new("sources", "no source is configured"));
         }
         match (server, issues.is_empty()) {

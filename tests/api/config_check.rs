@@ -19,7 +19,15 @@ fn check_config(path: &std::path::Path, env: &[(&str, &str)]) -> (bool, String) 
     )
 }
 
-const EXAMPLE_ENV: &[(&str, &str)] = &[("CRONOFY_CLIENT_SECRET", "example-secret")];
+const EXAMPLE_ENV: &[(&str, &str)] = &[
+    ("CRONOFY_CLIENT_SECRET", "example-secret"),
+    ("TIMETAP_WEBHOOK_TOKEN", "example-token"),
+    ("SERVICE_OPTIMIZER_TOKEN", "example-token"),
+    ("DOCPLANNER_API_KEY", "example-key"),
+    ("SALESKING_APP_SECRET", "example-secret"),
+    ("GITHUB_WEBHOOK_SECRET", "example-secret"),
+    ("ACME_SIGNING_SECRET", "example-secret"),
+];
 
 #[test]
 fn the_example_config_is_valid() {
@@ -29,7 +37,7 @@ fn the_example_config_is_valid() {
     ));
     let (ok, out) = check_config(path, EXAMPLE_ENV);
     assert!(ok, "{out}");
-    assert!(out.contains("ok"), "{out}");
+    assert!(out.contains("ok (8 sources, 2 publishers)"), "{out}");
 }
 
 #[test]
