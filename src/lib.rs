@@ -16,6 +16,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod dedup;
 pub mod event;
 pub mod http;
 pub mod metrics;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::SourceConfig;
+use crate::dedup::{AnyDedupStore, Claim, DedupError, DedupStore};
 use crate::event::avro::{EncodeError, EventCodec};
 use crate::event::cloudevents::CloudEventAttributes;
 use crate::event::{CanonicalEvent, EventId};
@@ -32,6 +33,8 @@ pub enum Accepted {
     Published { event_id: EventId, topic: String },
     /// Authentic, handled, nothing to publish (an SNS subscription handshake).
     Handled { code: &'static str },
+    /// Already published within the source's dedup window: answered 2xx so the provider stops.
+    Duplicate { event_id: EventId },
 }
 
 /// Why a webhook was not published. Each variant has its own HTTP answer (see `http::error`).
@@ -45,6 +48,11 @@ pub enum PipelineError {
     Encode(#[from] EncodeError),
     #[error(transparent)]
     Publish(#[from] PublishError),
+    /// Another request with the same dedup key is being published right now.
+    #[error("the same event is being published by another request; retry shortly")]
+    InFlight,
+    #[error("the dedup store is unavailable")]
+    Dedup(#[from] DedupError),
 }
 
 impl PipelineError {
@@ -55,6 +63,8 @@ impl PipelineError {
             PipelineError::Map(e) => e.code(),
             PipelineError::Encode(_) => "encode_failed",
             PipelineError::Publish(e) => e.code(),
+            PipelineError::InFlight => "in_flight",
+            PipelineError::Dedup(_) => "dedup_unavailable",
         }
     }
 
@@ -63,10 +73,17 @@ impl PipelineError {
         match self {
             PipelineError::Verify(_) => "rejected",
             PipelineError::Map(_) => "invalid",
-            PipelineError::Encode(_) | PipelineError::Publish(_) => "failed",
+            PipelineError::Encode(_)
+            | PipelineError::Publish(_)
+            | PipelineError::InFlight
+            | PipelineError::Dedup(_) => "failed",
         }
     }
 }
+
+/// How much longer than the publish deadline a pending dedup mark holds before another attempt
+/// may take it over (the claimer is presumed dead).
+const PENDING_MARGIN: Duration = Duration::from_secs(5);
 
 pub struct Pipeline {
     sources: HashMap<String, Arc<Source>>,
@@ -74,6 +91,7 @@ pub struct Pipeline {
     metrics: Metrics,
     codec: &'static EventCodec,
     publish_timeout: Duration,
+    dedup: AnyDedupStore,
 }
 
 impl Pipeline {
@@ -82,6 +100,7 @@ impl Pipeline {
         publishers: Vec<Arc<NamedPublisher>>,
         metrics: Metrics,
         publish_timeout: Duration,
+        dedup: AnyDedupStore,
     ) -> Result<Self, EncodeError> {
         Ok(Pipeline {
             sources,
@@ -89,6 +108,7 @@ impl Pipeline {
             metrics,
             codec: EventCodec::get()?,
             publish_timeout,
+            dedup,
         })
     }
 
@@ -117,6 +137,14 @@ impl Pipeline {
             Ok(Accepted::Published { event_id, topic }) => {
                 tracing::info!(source = name, %event_id, %topic, "published");
                 "published"
+            }
+            Ok(Accepted::Duplicate { event_id }) => {
+                self.metrics
+                    .dedup_hits
+                    .with_label_values(&[name, provider])
+                    .inc();
+                tracing::info!(source = name, %event_id, "duplicate: already published");
+                "duplicate"
             }
             Ok(Accepted::Handled { code }) => {
                 tracing::info!(source = name, code, "handled without publishing");
@@ -155,7 +183,33 @@ impl Pipeline {
             Mapped::Handled { code } => return Ok(Accepted::Handled { code }),
         };
         let message = self.encode(source, &event)?;
-        self.publish(&source.publisher, &message).await?;
+        // Keys are scoped by source: two sources may legitimately carry the same provider id.
+        let key = format!("{}/{}", source.config.name, event.id);
+        let revision = match self
+            .dedup
+            .claim(
+                &key,
+                source.config.dedup_window,
+                self.publish_timeout + PENDING_MARGIN,
+            )
+            .await?
+        {
+            Claim::New(revision) => revision,
+            Claim::Duplicate => return Ok(Accepted::Duplicate { event_id: event.id }),
+            Claim::InFlight => return Err(PipelineError::InFlight),
+        };
+        if let Err(e) = self.publish(&source.publisher, &message).await {
+            // Not published: the provider's retry must not be taken for a duplicate.
+            if let Err(release) = self.dedup.release(&key).await {
+                tracing::warn!(%key, error = %release, "could not release a dedup key after a failed publish");
+            }
+            return Err(e.into());
+        }
+        if let Err(e) = self.dedup.confirm(&key, revision).await {
+            // Published all the same; at worst a retry is published again, which the broker-side
+            // id (Nats-Msg-Id, hookbridge_dedup_key) lets consumers drop.
+            tracing::warn!(%key, error = %e, "could not confirm a dedup key");
+        }
         Ok(Accepted::Published {
             event_id: event.id,
             topic: message.topic,

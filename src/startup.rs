@@ -12,7 +12,10 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
 use prometheus::Registry;
 
-use crate::config::Config;
+use crate::config::{Config, DedupConfig};
+use crate::dedup::AnyDedupStore;
+use crate::dedup::memory::MemoryDedup;
+use crate::dedup::nats_kv::NatsKvDedup;
 use crate::http::{AppState, routes};
 use crate::metrics::Metrics;
 use crate::pipeline::{Pipeline, Source};
@@ -26,6 +29,8 @@ pub enum StartupError {
     Publisher { name: String, reason: String },
     #[error("avro schema: {0}")]
     Schema(#[from] crate::event::avro::EncodeError),
+    #[error("dedup store: {0}")]
+    Dedup(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -82,11 +87,29 @@ impl Application {
                 }),
             );
         }
+        let dedup = match &config.dedup {
+            DedupConfig::Memory { capacity } => AnyDedupStore::Memory(MemoryDedup::new(*capacity)),
+            DedupConfig::Nats {
+                url,
+                bucket,
+                max_age,
+                token,
+            } => {
+                let token = token
+                    .as_ref()
+                    .map(|t| String::from_utf8_lossy(t.expose()).into_owned());
+                let store = NatsKvDedup::connect(url, bucket, *max_age, token)
+                    .await
+                    .map_err(|e| StartupError::Dedup(e.to_string()))?;
+                AnyDedupStore::NatsKv(Box::new(store))
+            }
+        };
         let pipeline = Arc::new(Pipeline::new(
             sources,
             publishers.into_values().collect(),
             metrics,
             config.server.publish_timeout,
+            dedup,
         )?);
 
         // One round before serving, so /readyz is truthful from the first probe.

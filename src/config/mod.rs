@@ -15,8 +15,8 @@ use serde::Deserialize;
 pub use load::{LoadError, load_file, load_str};
 pub use secret::{Secret, SecretRef};
 pub use validate::{
-    Config, ConfigIssue, KafkaConfig, LogFormat, NatsConfig, NatsStorage, PublisherConfig,
-    ServerConfig, SourceConfig,
+    Config, ConfigIssue, DedupConfig, KafkaConfig, LogFormat, NatsConfig, NatsStorage,
+    PublisherConfig, ServerConfig, SourceConfig,
 };
 
 /// The config file as written (`hookbridge.toml`), before validation.
@@ -32,6 +32,40 @@ pub struct RawConfig {
     /// Webhook sources, one per `POST /webhooks/{source}` path.
     #[serde(default)]
     pub sources: BTreeMap<String, RawSource>,
+    /// Where dedup keys are remembered.
+    #[serde(default)]
+    pub dedup: RawDedup,
+}
+
+/// `[dedup]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawDedup {
+    /// `memory` (one replica) or `nats` (a JetStream key-value bucket shared by every replica).
+    pub store: String,
+    /// Most keys the memory store holds; the oldest are evicted first.
+    pub capacity: usize,
+    /// NATS server URL(s) for the `nats` store.
+    pub url: Option<String>,
+    /// Key-value bucket of the `nats` store; created when missing.
+    pub bucket: String,
+    /// How long the bucket keeps keys: at least the longest source window.
+    pub max_age_secs: u64,
+    /// Token for the `nats` store, as a secret reference.
+    pub token: Option<SecretRef>,
+}
+
+impl Default for RawDedup {
+    fn default() -> Self {
+        RawDedup {
+            store: "memory".into(),
+            capacity: 1_000_000,
+            url: None,
+            bucket: "hookbridge_dedup".into(),
+            max_age_secs: 15 * 24 * 3600,
+            token: None,
+        }
+    }
 }
 
 /// `[server]`
@@ -145,6 +179,9 @@ pub struct RawSource {
     pub verify: toml::Table,
     /// Source IP allowlist, checked before the provider's own verification.
     pub allow: Option<RawAllow>,
+    /// How long a delivered event's key is remembered, in seconds; defaults to the provider's
+    /// retry horizon (SNS about an hour, Cronofy 24 h, Docplanner's 14-day re-dispatch).
+    pub dedup_window_secs: Option<u64>,
 }
 
 /// `[sources.NAME.allow]`

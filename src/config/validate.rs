@@ -39,6 +39,20 @@ pub struct Config {
     pub server: ServerConfig,
     pub publishers: BTreeMap<String, PublisherConfig>,
     pub sources: BTreeMap<String, SourceConfig>,
+    pub dedup: DedupConfig,
+}
+
+#[derive(Debug, Clone)]
+pub enum DedupConfig {
+    Memory {
+        capacity: usize,
+    },
+    Nats {
+        url: String,
+        bucket: String,
+        max_age: Duration,
+        token: Option<Secret>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -99,6 +113,8 @@ pub struct SourceConfig {
     pub topic: TopicTemplate,
     pub body_limit_bytes: usize,
     pub allow: Option<IpAllowlist>,
+    /// How long a published event's dedup key is remembered.
+    pub dedup_window: Duration,
 }
 
 /// librdkafka properties that carry hookbridge's delivery promise; a config may not loosen them.
@@ -141,11 +157,13 @@ impl Config {
         if raw.sources.is_empty() {
             issues.push(ConfigIssue::new("sources", "no source is configured"));
         }
-        match (server, issues.is_empty()) {
-            (Some(server), true) => Ok(Config {
+        let dedup = validate_dedup(&raw, env, &mut issues);
+        match (server, dedup, issues.is_empty()) {
+            (Some(server), Some(dedup), true) => Ok(Config {
                 server,
                 publishers,
                 sources,
+                dedup,
             }),
             _ => Err(issues),
         }
@@ -221,6 +239,67 @@ fn validate_server(raw: &RawServer, issues: &mut Vec<ConfigIssue>) -> Option<Ser
         health_interval: Duration::from_millis(raw.health_interval_ms),
         log_format: log_format?,
     })
+}
+
+fn validate_dedup(
+    raw: &RawConfig,
+    env: &HashMap<String, String>,
+    issues: &mut Vec<ConfigIssue>,
+) -> Option<DedupConfig> {
+    let d = &raw.dedup;
+    match d.store.as_str() {
+        "memory" => {
+            if d.capacity == 0 {
+                issues.push(ConfigIssue::new("dedup.capacity", "must be greater than 0"));
+                return None;
+            }
+            Some(DedupConfig::Memory {
+                capacity: d.capacity,
+            })
+        }
+        "nats" => {
+            let Some(url) = d.url.clone() else {
+                issues.push(ConfigIssue::new(
+                    "dedup.url",
+                    "the nats store needs the server URL",
+                ));
+                return None;
+            };
+            let longest = raw
+                .sources
+                .values()
+                .filter_map(|s| s.dedup_window_secs)
+                .max()
+                .unwrap_or(0);
+            if d.max_age_secs < longest {
+                issues.push(ConfigIssue::new(
+                    "dedup.max_age_secs",
+                    format!("must be at least the longest dedup_window_secs ({longest})"),
+                ));
+            }
+            let token = match &d.token {
+                Some(r) => Some(
+                    r.resolve(env)
+                        .map_err(|e| issues.push(ConfigIssue::new("dedup.token", e)))
+                        .ok()?,
+                ),
+                None => None,
+            };
+            Some(DedupConfig::Nats {
+                url,
+                bucket: d.bucket.clone(),
+                max_age: Duration::from_secs(d.max_age_secs),
+                token,
+            })
+        }
+        _ => {
+            issues.push(ConfigIssue::new(
+                "dedup.store",
+                "expected `memory` or `nats`",
+            ));
+            None
+        }
+    }
 }
 
 fn validate_kafka(
@@ -407,10 +486,21 @@ fn validate_source(
     if issues.len() != before {
         return None;
     }
+    if raw.dedup_window_secs == Some(0) {
+        issues.push(ConfigIssue::new(
+            format!("{key}.dedup_window_secs"),
+            "must be greater than 0",
+        ));
+        return None;
+    }
+    let provider = provider?;
     Some(SourceConfig {
+        dedup_window: raw
+            .dedup_window_secs
+            .map_or_else(|| provider.default_dedup_window(), Duration::from_secs),
         allow,
         name: name.to_owned(),
-        provider: provider?,
+        provider,
         publisher: raw.publisher.clone(),
         topic: topic?,
         body_limit_bytes: raw

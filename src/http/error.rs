@@ -61,7 +61,9 @@ impl ResponseError for IngressError {
                 PipelineError::Verify(_) => StatusCode::UNAUTHORIZED,
                 PipelineError::Map(MapError::Upstream(_)) => StatusCode::SERVICE_UNAVAILABLE,
                 PipelineError::Map(_) => StatusCode::UNPROCESSABLE_ENTITY,
-                PipelineError::Publish(_) => StatusCode::SERVICE_UNAVAILABLE,
+                PipelineError::Publish(_) | PipelineError::InFlight | PipelineError::Dedup(_) => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
                 PipelineError::Encode(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
         }

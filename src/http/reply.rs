@@ -60,6 +60,14 @@ pub fn success(style: ReplyStyle, accepted: &Accepted) -> HttpResponse {
         (ReplyStyle::Standard, Accepted::Published { event_id, .. }) => {
             HttpResponse::Ok().json(Reply::published(event_id.as_str()))
         }
+        (ReplyStyle::Standard, Accepted::Duplicate { event_id }) => {
+            HttpResponse::Ok().json(Reply {
+                status: "duplicate",
+                code: "duplicate",
+                message: None,
+                event_id: Some(event_id.as_str()),
+            })
+        }
         (ReplyStyle::Standard, Accepted::Handled { code }) => HttpResponse::Ok().json(Reply {
             status: "handled",
             code,

@@ -55,6 +55,7 @@ pub async fn receive(
     let outcome = match &result {
         Ok(Accepted::Published { .. }) => "published",
         Ok(Accepted::Handled { .. }) => "handled",
+        Ok(Accepted::Duplicate { .. }) => "duplicate",
         Err(e) => e.outcome(),
     };
     metrics

@@ -21,6 +21,8 @@ pub struct Metrics {
     pub webhooks: IntCounterVec,
     /// `hookbridge_verification_failures_total{source, provider, reason}`
     pub verification_failures: IntCounterVec,
+    /// `hookbridge_dedup_hits_total{source, provider}`: webhooks recognised as already published.
+    pub dedup_hits: IntCounterVec,
     /// `hookbridge_unknown_source_requests_total`: requests to a source that is not configured.
     pub unknown_source: IntCounter,
     /// `hookbridge_request_duration_seconds{source, outcome}`
@@ -52,6 +54,13 @@ impl Metrics {
                 "Webhooks rejected as not authentic, by reason.",
             ),
             &["source", "provider", "reason"],
+        )?;
+        let dedup_hits = IntCounterVec::new(
+            Opts::new(
+                "hookbridge_dedup_hits_total",
+                "Webhooks already published within the source's dedup window (answered 2xx, not published again).",
+            ),
+            &["source", "provider"],
         )?;
         let unknown_source = IntCounter::new(
             "hookbridge_unknown_source_requests_total",
@@ -98,6 +107,7 @@ impl Metrics {
         registry.register(Box::new(webhooks.clone()))?;
         registry.register(Box::new(verification_failures.clone()))?;
         registry.register(Box::new(unknown_source.clone()))?;
+        registry.register(Box::new(dedup_hits.clone()))?;
         registry.register(Box::new(request_duration.clone()))?;
         registry.register(Box::new(publish_duration.clone()))?;
         registry.register(Box::new(broker_errors.clone()))?;
@@ -112,6 +122,7 @@ impl Metrics {
             webhooks,
             verification_failures,
             unknown_source,
+            dedup_hits,
             request_duration,
             publish_duration,
             broker_errors,

@@ -226,6 +226,24 @@ impl AnyProvider {
 impl AnyProvider {
     /// False when, as configured, the provider checks no credential of its own (Docplanner without
     /// an API key): such a source must have an IP allowlist.
+    /// How long this provider may resend one notification: the default dedup window.
+    pub fn default_dedup_window(&self) -> std::time::Duration {
+        const HOUR: u64 = 3600;
+        std::time::Duration::from_secs(match self {
+            // SNS retries for at most an hour; keep margin for clock skew.
+            AnyProvider::TimeTap(_) => 2 * HOUR,
+            // Cronofy retries for 24 h, then closes the channel.
+            AnyProvider::Cronofy(_) => 25 * HOUR,
+            // Docplanner re-dispatches on release for up to 14 days after creation.
+            AnyProvider::Docplanner(_) => 15 * 24 * HOUR,
+            // ServiceOptimizer keeps undelivered notifications `notification_days_before` days.
+            AnyProvider::ServiceOptimizer(_) => 7 * 24 * HOUR,
+            // signed_request is accepted for an hour after issued_at.
+            AnyProvider::SalesKing(_) => 2 * HOUR,
+            AnyProvider::Generic(_) => 72 * HOUR,
+        })
+    }
+
     pub fn authenticates(&self) -> bool {
         match self {
             AnyProvider::Docplanner(d) => d.has_credential(),

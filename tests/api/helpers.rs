@@ -34,6 +34,10 @@ pub struct AppOptions {
     pub publisher: &'static str,
     pub publish_timeout_ms: u64,
     pub body_limit_bytes: usize,
+    /// `(nats url, bucket)`: use the shared NATS key-value dedup store instead of memory.
+    pub dedup_nats: Option<(String, String)>,
+    /// Kafka topic prefix shared between apps (two replicas); unique when None.
+    pub prefix: Option<String>,
 }
 
 impl Default for AppOptions {
@@ -44,6 +48,8 @@ impl Default for AppOptions {
             publisher: "nats",
             publish_timeout_ms: 1_500,
             body_limit_bytes: 1024 * 1024,
+            dedup_nats: None,
+            prefix: None,
         }
     }
 }
@@ -177,6 +183,11 @@ client_secrets = ["env:TEST_CRONOFY_SECRET", "env:TEST_CRONOFY_OLD_SECRET"]
             "\n[publishers.nats]\nkind = \"nats\"\nurl = \"{url}\"\nstream = \"{stream}\"\nsubjects = [\"{prefix}.>\"]\n"
         ));
     }
+    if let Some((url, bucket)) = &options.dedup_nats {
+        text.push_str(&format!(
+            "\n[dedup]\nstore = \"nats\"\nurl = \"{url}\"\nbucket = \"{bucket}\"\n"
+        ));
+    }
     if let Some(bootstrap) = &options.kafka_bootstrap {
         text.push_str(&format!(
             "\n[publishers.kafka]\nkind = \"kafka\"\nbootstrap_servers = \"{bootstrap}\"\ntopic_partitions = 2\n"
@@ -197,7 +208,7 @@ pub fn test_env() -> HashMap<String, String> {
 
 pub async fn spawn_app(options: AppOptions) -> TestApp {
     let stream = unique("S");
-    let prefix = unique("t");
+    let prefix = options.prefix.clone().unwrap_or_else(|| unique("t"));
     let text = config_text(&options, &stream, &prefix);
     spawn_with_config(&text, &test_env(), stream, prefix).await
 }

@@ -1,0 +1,219 @@
+//! In-memory dedup for a single replica: bounded (oldest entries evicted first) and expiring.
+//!
+//! Eviction under pressure can only cause a duplicate publish, never a loss, which is the safe
+//! direction for a dedup cache. The clock is `Instant`, so wall-clock jumps do not matter.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::{Claim, DedupError, DedupStore, Revision};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Pending,
+    Done,
+}
+
+struct Entry {
+    state: State,
+    /// Set at claim time; `confirm` extends it to the window.
+    expires: Instant,
+    window: Duration,
+    revision: u64,
+}
+
+struct Inner {
+    entries: HashMap<String, Entry>,
+    /// Keys in claim order, for eviction; may hold keys already removed.
+    order: VecDeque<(String, u64)>,
+    next_revision: u64,
+}
+
+pub struct MemoryDedup {
+    capacity: usize,
+    inner: Mutex<Inner>,
+}
+
+impl MemoryDedup {
+    pub fn new(capacity: usize) -> Self {
+        MemoryDedup {
+            capacity: capacity.max(1),
+            inner: Mutex::new(Inner {
+                entries: HashMap::new(),
+                order: VecDeque::new(),
+                next_revision: 1,
+            }),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.lock().map(|i| i.entries.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn claim_at(
+        &self,
+        key: &str,
+        window: Duration,
+        pending_timeout: Duration,
+        now: Instant,
+    ) -> Result<Claim, DedupError> {
+        let mut inner = self
+            .inner
+            .lock()
+            .map_err(|_| DedupError("memory store lock poisoned".into()))?;
+        if let Some(entry) = inner.entries.get(key)
+            && entry.expires > now
+        {
+            return Ok(match entry.state {
+                State::Done => Claim::Duplicate,
+                State::Pending => Claim::InFlight,
+            });
+        }
+        let revision = inner.next_revision;
+        inner.next_revision += 1;
+        inner.entries.insert(
+            key.to_owned(),
+            Entry {
+                state: State::Pending,
+                expires: now + pending_timeout,
+                window,
+                revision,
+            },
+        );
+        inner.order.push_back((key.to_owned(), revision));
+        // Evict the oldest claims until within capacity (skipping stale order records).
+        while inner.entries.len() > self.capacity {
+            let Some((old, rev)) = inner.order.pop_front() else {
+                break;
+            };
+            if inner.entries.get(&old).is_some_and(|e| e.revision == rev) {
+                inner.entries.remove(&old);
+            }
+        }
+        // Keep the order queue from growing without bound when keys are re-claimed.
+        if inner.order.len() > self.capacity * 2 {
+            let Inner { entries, order, .. } = &mut *inner;
+            order.retain(|(k, r)| entries.get(k).is_some_and(|e| e.revision == *r));
+        }
+        Ok(Claim::New(Revision(revision)))
+    }
+
+    fn confirm_at(&self, key: &str, revision: Revision, now: Instant) -> Result<(), DedupError> {
+        let mut inner = self
+            .inner
+            .lock()
+            .map_err(|_| DedupError("memory store lock poisoned".into()))?;
+        if let Some(entry) = inner.entries.get_mut(key)
+            && entry.revision == revision.0
+        {
+            entry.state = State::Done;
+            entry.expires = now + entry.window;
+        }
+        Ok(())
+    }
+}
+
+impl DedupStore for MemoryDedup {
+    async fn claim(
+        &self,
+        key: &str,
+        window: Duration,
+        pending_timeout: Duration,
+    ) -> Result<Claim, DedupError> {
+        self.claim_at(key, window, pending_timeout, Instant::now())
+    }
+
+    async fn confirm(&self, key: &str, revision: Revision) -> Result<(), DedupError> {
+        self.confirm_at(key, revision, Instant::now())
+    }
+
+    async fn release(&self, key: &str) -> Result<(), DedupError> {
+        let mut inner = self
+            .inner
+            .lock()
+            .map_err(|_| DedupError("memory store lock poisoned".into()))?;
+        inner.entries.remove(key);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const W: Duration = Duration::from_secs(60);
+    const P: Duration = Duration::from_secs(5);
+
+    fn new(store: &MemoryDedup, key: &str, now: Instant) -> Revision {
+        match store.claim_at(key, W, P, now).unwrap() {
+            Claim::New(r) => r,
+            other => panic!("{key}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn confirmed_keys_are_duplicates_until_the_window_ends() {
+        let s = MemoryDedup::new(10);
+        let t0 = Instant::now();
+        let r = new(&s, "a", t0);
+        s.confirm_at("a", r, t0).unwrap();
+        assert_eq!(
+            s.claim_at("a", W, P, t0 + Duration::from_secs(59)).unwrap(),
+            Claim::Duplicate
+        );
+        assert!(matches!(
+            s.claim_at("a", W, P, t0 + Duration::from_secs(61)).unwrap(),
+            Claim::New(_)
+        ));
+    }
+
+    #[test]
+    fn pending_keys_are_in_flight_then_taken_over() {
+        let s = MemoryDedup::new(10);
+        let t0 = Instant::now();
+        new(&s, "a", t0);
+        assert_eq!(
+            s.claim_at("a", W, P, t0 + Duration::from_secs(1)).unwrap(),
+            Claim::InFlight
+        );
+        // The claimer died: after the pending timeout another attempt may publish.
+        let taken = new(&s, "a", t0 + Duration::from_secs(6));
+        // A late confirm from the dead claimer does not count for the new one.
+        s.confirm_at("a", Revision(taken.0 - 1), t0 + Duration::from_secs(7))
+            .unwrap();
+        assert_eq!(
+            s.claim_at("a", W, P, t0 + Duration::from_secs(7)).unwrap(),
+            Claim::InFlight
+        );
+    }
+
+    #[test]
+    fn released_keys_can_be_claimed_again() {
+        let s = MemoryDedup::new(10);
+        let t0 = Instant::now();
+        new(&s, "a", t0);
+        crate::providers::block_on(s.release("a")).unwrap();
+        new(&s, "a", t0);
+    }
+
+    #[test]
+    fn capacity_evicts_the_oldest() {
+        let s = MemoryDedup::new(3);
+        let t0 = Instant::now();
+        for k in ["a", "b", "c", "d"] {
+            let r = new(&s, k, t0);
+            s.confirm_at(k, r, t0).unwrap();
+        }
+        assert_eq!(s.len(), 3);
+        assert!(
+            matches!(s.claim_at("a", W, P, t0).unwrap(), Claim::New(_)),
+            "a was evicted"
+        );
+        assert_eq!(s.claim_at("d", W, P, t0).unwrap(), Claim::Duplicate);
+    }
+}

@@ -1,0 +1,86 @@
+//! Deduplication across a provider's retries and across replicas.
+//!
+//! The protocol is claim → publish → confirm (or release):
+//! - `claim` atomically marks a key *pending*. A key already *done* within its window is a
+//!   duplicate (answered 2xx, not published again); a key *pending* elsewhere is in flight (answered
+//!   503: if that attempt fails, this retry must still be able to go through).
+//! - `confirm` marks the key *done* once the broker acknowledged (or the spool accepted) the event.
+//! - `release` forgets the key when publishing failed, so the provider's retry is not mistaken for
+//!   a duplicate.
+//!
+//! A pending mark older than the pending timeout is taken over: a replica that crashed between claim
+//! and publish must not swallow the event forever.
+
+pub mod memory;
+pub mod nats_kv;
+
+use std::time::Duration;
+
+/// What a claim found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// First sighting (or a stale pending mark taken over): go ahead and publish.
+    New(Revision),
+    /// Already published within the window.
+    Duplicate,
+    /// Another request with this key is being published right now.
+    InFlight,
+}
+
+/// Opaque token tying `confirm` to the claim it follows (the KV revision for NATS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Revision(pub u64);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("dedup store: {0}")]
+pub struct DedupError(pub String);
+
+/// A dedup store. Keys are scoped by source by the caller.
+pub trait DedupStore {
+    fn claim(
+        &self,
+        key: &str,
+        window: Duration,
+        pending_timeout: Duration,
+    ) -> impl Future<Output = Result<Claim, DedupError>>;
+    fn confirm(
+        &self,
+        key: &str,
+        revision: Revision,
+    ) -> impl Future<Output = Result<(), DedupError>>;
+    fn release(&self, key: &str) -> impl Future<Output = Result<(), DedupError>>;
+}
+
+/// Every store kind, chosen by `[dedup] store = ...`.
+pub enum AnyDedupStore {
+    Memory(memory::MemoryDedup),
+    NatsKv(Box<nats_kv::NatsKvDedup>),
+}
+
+impl DedupStore for AnyDedupStore {
+    async fn claim(
+        &self,
+        key: &str,
+        window: Duration,
+        pending_timeout: Duration,
+    ) -> Result<Claim, DedupError> {
+        match self {
+            AnyDedupStore::Memory(s) => s.claim(key, window, pending_timeout).await,
+            AnyDedupStore::NatsKv(s) => s.claim(key, window, pending_timeout).await,
+        }
+    }
+
+    async fn confirm(&self, key: &str, revision: Revision) -> Result<(), DedupError> {
+        match self {
+            AnyDedupStore::Memory(s) => s.confirm(key, revision).await,
+            AnyDedupStore::NatsKv(s) => s.confirm(key, revision).await,
+        }
+    }
+
+    async fn release(&self, key: &str) -> Result<(), DedupError> {
+        match self {
+            AnyDedupStore::Memory(s) => s.release(key).await,
+            AnyDedupStore::NatsKv(s) => s.release(key).await,
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! Delivery guarantees with real brokers: a provider's retries are published once, and so is one
+//! webhook received by two replicas sharing a dedup store. Each test prints what was sent, what
+//! was answered 2xx and what a real consumer read back.
+
+use std::time::Duration;
+
+use crate::brokers::{KafkaBroker, NatsServer};
+use crate::consumers::{read_kafka, read_nats};
+use crate::helpers::{
+    AppOptions, CRONOFY_SECRET, TestApp, cronofy_change, cronofy_sign, spawn_app, unique,
+};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Sends `body` `times` times; returns the reply statuses (`published`, `duplicate`, ...).
+async fn send_times(app: &TestApp, body: &str, times: usize) -> Vec<String> {
+    let mut statuses = Vec::new();
+    for _ in 0..times {
+        let response = app
+            .post_cronofy("cronofy", body, Some(&cronofy_sign(CRONOFY_SECRET, body)))
+            .await;
+        assert_eq!(
+            response.status().as_u16(),
+            200,
+            "every delivery of an accepted event is answered 2xx"
+        );
+        let reply: serde_json::Value = response.json().await.unwrap();
+        statuses.push(reply["status"].as_str().unwrap_or_default().to_owned());
+    }
+    statuses
+}
+
+/// SNS and Cronofy resend what they think failed: two and three deliveries of one notification
+/// become one event on Kafka and on NATS, and the repeats are answered 2xx and counted.
+#[tokio::test]
+async fn retried_webhooks_are_published_once_on_kafka_and_nats() {
+    let kafka = KafkaBroker::start();
+    let nats = NatsServer::start();
+    for (broker, times) in [("kafka", 3), ("nats", 2)] {
+        let app = spawn_app(AppOptions {
+            nats_url: Some(nats.url()),
+            kafka_bootstrap: Some(kafka.bootstrap()),
+            publisher: broker,
+            publish_timeout_ms: 5_000,
+            ..Default::default()
+        })
+        .await;
+        let body = cronofy_change(&format!("chn_retry_{broker}"));
+        let statuses = send_times(&app, &body, times).await;
+        let topic = app.cronofy_topic("calendar.changed");
+        let events = match broker {
+            "kafka" => read_kafka(&kafka.bootstrap(), &topic, 1, WAIT).await,
+            _ => read_nats(&nats.url(), &app.stream, &topic, 1, WAIT).await,
+        };
+        println!(
+            "{broker}: sent {times}, answered 2xx {}, consumed {}",
+            statuses.len(),
+            events.len()
+        );
+        assert_eq!(statuses[0], "published");
+        assert!(
+            statuses[1..].iter().all(|s| s == "duplicate"),
+            "{statuses:?}"
+        );
+        assert_eq!(events.len(), 1, "one event per dedup key on {broker}");
+        let hits = app.metric("hookbridge_dedup_hits_total", &[("source", "cronofy")]);
+        assert_eq!(hits as usize, times - 1);
+        assert_eq!(
+            app.metric(
+                "hookbridge_webhooks_total",
+                &[("source", "cronofy"), ("outcome", "duplicate")]
+            ) as usize,
+            times - 1
+        );
+    }
+}
+
+/// Two replicas behind one Service share the NATS key-value dedup store: the same webhook
+/// delivered to each (a retry landing on the other pod) reaches Kafka once. Kafka is the broker here
+/// because it has no id-based dedup of its own that could hide a broken store.
+#[tokio::test]
+async fn two_instances_sharing_a_dedup_store_publish_once() {
+    let kafka = KafkaBroker::start();
+    let nats = NatsServer::start();
+    let bucket = unique("dedup");
+    let prefix = unique("t");
+    let replica = || AppOptions {
+        nats_url: None,
+        kafka_bootstrap: Some(kafka.bootstrap()),
+        publisher: "kafka",
+        publish_timeout_ms: 5_000,
+        dedup_nats: Some((nats.url(), bucket.clone())),
+        prefix: Some(prefix.clone()),
+        ..Default::default()
+    };
+    let a = spawn_app(replica()).await;
+    let b = spawn_app(replica()).await;
+    let body = cronofy_change("chn_two_replicas");
+
+    let first = send_times(&a, &body, 1).await;
+    let second = send_times(&b, &body, 1).await;
+    let third = send_times(&a, &body, 1).await;
+
+    let events = read_kafka(
+        &kafka.bootstrap(),
+        &a.cronofy_topic("calendar.changed"),
+        1,
+        WAIT,
+    )
+    .await;
+    println!(
+        "two replicas: sent 3, answered 2xx 3, consumed {}",
+        events.len()
+    );
+    assert_eq!(
+        (first[0].as_str(), second[0].as_str(), third[0].as_str()),
+        ("published", "duplicate", "duplicate")
+    );
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        b.metric("hookbridge_dedup_hits_total", &[("source", "cronofy")]),
+        1.0
+    );
+}
+
+/// A failed publish releases the key: the provider's retry after the outage is published, not
+/// mistaken for a duplicate.
+#[tokio::test]
+async fn a_retry_after_a_failed_publish_is_published() {
+    let mut nats = NatsServer::start();
+    let app = spawn_app(AppOptions {
+        nats_url: Some(nats.url()),
+        publish_timeout_ms: 700,
+        ..Default::default()
+    })
+    .await;
+    app.wait_ready(200, Duration::from_secs(5)).await;
+    let body = cronofy_change("chn_retry_after_outage");
+    nats.stop();
+    let response = app
+        .post_cronofy("cronofy", &body, Some(&cronofy_sign(CRONOFY_SECRET, &body)))
+        .await;
+    assert_eq!(response.status().as_u16(), 503);
+    nats.restart();
+    app.wait_ready(200, Duration::from_secs(15)).await;
+    let statuses = send_times(&app, &body, 1).await;
+    assert_eq!(statuses, ["published"]);
+    let events = read_nats(
+        &nats.url(),
+        &app.stream,
+        &app.cronofy_topic("calendar.changed"),
+        1,
+        WAIT,
+    )
+    .await;
+    let ours = events
+        .iter()
+        .filter(|e| e.string("subject") == "chn_retry_after_outage")
+        .count();
+    assert_eq!(ours, 1, "published exactly once");
+}
