@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
@@ -43,6 +44,8 @@ pub struct Application {
     server: Server,
     pipeline: Arc<Pipeline>,
     health_task: tokio::task::JoinHandle<()>,
+    shutting_down: Arc<AtomicBool>,
+    shutdown_delay: Duration,
 }
 
 /// Installs rustls' ring provider as the process default (outbound HTTPS: SNS certificates and
@@ -129,14 +132,18 @@ impl Application {
                 source,
             })?
             .port();
+        let shutting_down = Arc::new(AtomicBool::new(false));
         let state = web::Data::new(AppState {
             pipeline: pipeline.clone(),
             retry_after_seconds: config.server.retry_after_seconds,
+            in_flight: Arc::new(tokio::sync::Semaphore::new(config.server.max_in_flight)),
+            shutting_down: shutting_down.clone(),
         });
         let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(routes))
             .workers(config.server.workers)
             // Signals are handled by `run_until_stopped`, which knows the shutdown order.
             .disable_signals()
+            .shutdown_timeout(config.server.shutdown_grace.as_secs())
             .listen(listener)
             .map_err(|source| StartupError::Bind {
                 addr: addr.to_string(),
@@ -149,6 +156,8 @@ impl Application {
             server,
             pipeline,
             health_task,
+            shutting_down,
+            shutdown_delay: config.server.shutdown_delay,
         })
     }
 
@@ -171,9 +180,18 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let handle = self.server.handle();
+        let shutting_down = self.shutting_down.clone();
+        let delay = self.shutdown_delay;
         let stopper = tokio::spawn(async move {
             shutdown.await;
-            tracing::info!("shutting down: finishing in-flight requests");
+            // Unready first, so load balancers stop sending before the listener closes.
+            shutting_down.store(true, Ordering::Relaxed);
+            tracing::info!(
+                delay_ms = delay.as_millis() as u64,
+                "shutting down: readiness is false"
+            );
+            tokio::time::sleep(delay).await;
+            tracing::info!("no longer accepting; finishing in-flight requests");
             handle.stop(true).await;
         });
         let result = self.server.await;

@@ -87,6 +87,13 @@ pub struct RawServer {
     pub health_interval_ms: u64,
     /// `text` for people, `json` for log pipelines.
     pub log_format: String,
+    /// Most webhook requests handled at once; past it, 503 with `Retry-After` at once (no queue).
+    pub max_in_flight: usize,
+    /// After SIGTERM, how long to answer `/readyz` with 503 before refusing connections, so load
+    /// balancers stop sending first (Kubernetes endpoints take a few seconds to update).
+    pub shutdown_delay_ms: u64,
+    /// After that, how long in-flight requests get to finish before the process exits anyway.
+    pub shutdown_grace_secs: u64,
 }
 
 impl Default for RawServer {
@@ -99,6 +106,9 @@ impl Default for RawServer {
             retry_after_seconds: 5,
             health_interval_ms: 1_000,
             log_format: "text".into(),
+            max_in_flight: 4096,
+            shutdown_delay_ms: 0,
+            shutdown_grace_secs: 20,
         }
     }
 }

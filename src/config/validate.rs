@@ -64,6 +64,9 @@ pub struct ServerConfig {
     pub retry_after_seconds: u32,
     pub health_interval: Duration,
     pub log_format: LogFormat,
+    pub max_in_flight: usize,
+    pub shutdown_delay: Duration,
+    pub shutdown_grace: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -214,6 +217,12 @@ fn validate_server(raw: &RawServer, issues: &mut Vec<ConfigIssue>) -> Option<Ser
             "must be at least 50",
         ));
     }
+    if raw.max_in_flight == 0 {
+        issues.push(ConfigIssue::new(
+            "server.max_in_flight",
+            "must be at least 1",
+        ));
+    }
     if raw.workers == Some(0) {
         issues.push(ConfigIssue::new("server.workers", "must be at least 1"));
     }
@@ -238,6 +247,9 @@ fn validate_server(raw: &RawServer, issues: &mut Vec<ConfigIssue>) -> Option<Ser
         retry_after_seconds: raw.retry_after_seconds,
         health_interval: Duration::from_millis(raw.health_interval_ms),
         log_format: log_format?,
+        max_in_flight: raw.max_in_flight,
+        shutdown_delay: Duration::from_millis(raw.shutdown_delay_ms),
+        shutdown_grace: Duration::from_secs(raw.shutdown_grace_secs),
     })
 }
 

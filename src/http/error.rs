@@ -9,6 +9,7 @@
 //! | signature missing or wrong    | 401    | not authentic; 4xx so SNS and others stop retrying it       |
 //! | payload cannot be mapped      | 422    | authentic but not understood                                |
 //! | broker slow, down or refusing | 503    | with `Retry-After`: the provider should send it again       |
+//! | too many requests in flight   | 503    | with `Retry-After`, at once: no unbounded queue             |
 //! | encoding bug                  | 500    | our fault; logged                                           |
 
 use actix_web::http::StatusCode;
@@ -30,6 +31,8 @@ pub enum IngressError {
     PayloadTooLarge { limit: usize },
     #[error("the request body could not be read")]
     BodyUnreadable,
+    #[error("too many webhooks are being handled; retry shortly")]
+    Overloaded { retry_after_seconds: u32 },
     #[error("{error}")]
     Pipeline {
         error: PipelineError,
@@ -45,6 +48,7 @@ impl IngressError {
             IngressError::MethodNotAllowed => "method_not_allowed",
             IngressError::PayloadTooLarge { .. } => "payload_too_large",
             IngressError::BodyUnreadable => "body_unreadable",
+            IngressError::Overloaded { .. } => "overloaded",
             IngressError::Pipeline { error, .. } => error.code(),
         }
     }
@@ -57,6 +61,7 @@ impl ResponseError for IngressError {
             IngressError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             IngressError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             IngressError::BodyUnreadable => StatusCode::BAD_REQUEST,
+            IngressError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             IngressError::Pipeline { error, .. } => match error {
                 PipelineError::Verify(_) => StatusCode::UNAUTHORIZED,
                 PipelineError::Map(MapError::Upstream(_)) => StatusCode::SERVICE_UNAVAILABLE,
@@ -72,13 +77,20 @@ impl ResponseError for IngressError {
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
         let mut builder = HttpResponse::build(status);
-        if let IngressError::Pipeline {
-            retry_after_seconds,
-            ..
-        } = self
+        let retry_after = match self {
+            IngressError::Pipeline {
+                retry_after_seconds,
+                ..
+            }
+            | IngressError::Overloaded {
+                retry_after_seconds,
+            } => Some(*retry_after_seconds),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after
             && status == StatusCode::SERVICE_UNAVAILABLE
         {
-            builder.insert_header((RETRY_AFTER, retry_after_seconds.to_string()));
+            builder.insert_header((RETRY_AFTER, seconds.to_string()));
         }
         // Internal errors are logged where they happen; the body stays generic.
         let message = if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {

@@ -12,6 +12,12 @@ pub async fn healthz() -> HttpResponse {
 }
 
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    if state
+        .shutting_down
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        return HttpResponse::ServiceUnavailable().json(json!({"status": "shutting_down"}));
+    }
     let publishers = state.pipeline.publishers();
     let down: Vec<&str> = publishers
         .iter()

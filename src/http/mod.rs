@@ -15,6 +15,10 @@ use crate::pipeline::Pipeline;
 pub struct AppState {
     pub pipeline: Arc<Pipeline>,
     pub retry_after_seconds: u32,
+    /// Bounds the webhook requests handled at once (back-pressure without a queue).
+    pub in_flight: Arc<tokio::sync::Semaphore>,
+    /// Set on SIGTERM: `/readyz` answers 503 so traffic drains before the listener closes.
+    pub shutting_down: Arc<std::sync::atomic::AtomicBool>,
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -30,6 +30,20 @@ pub async fn receive(
         metrics.unknown_source.inc();
         return Err(IngressError::UnknownSource);
     };
+    // Back-pressure: a full gateway says so at once instead of queueing without bound.
+    let Ok(_permit) = state.in_flight.clone().try_acquire_owned() else {
+        metrics
+            .webhooks
+            .with_label_values(&[
+                source.config.name.as_str(),
+                source.config.provider.kind(),
+                "overloaded",
+            ])
+            .inc();
+        return Err(IngressError::Overloaded {
+            retry_after_seconds: state.retry_after_seconds,
+        });
+    };
     let _in_flight = InFlight::enter(metrics);
     let name = source.config.name.as_str();
     let provider = source.config.provider.kind();

@@ -38,6 +38,7 @@ pub struct AppOptions {
     pub dedup_nats: Option<(String, String)>,
     /// Kafka topic prefix shared between apps (two replicas); unique when None.
     pub prefix: Option<String>,
+    pub max_in_flight: usize,
 }
 
 impl Default for AppOptions {
@@ -50,6 +51,7 @@ impl Default for AppOptions {
             body_limit_bytes: 1024 * 1024,
             dedup_nats: None,
             prefix: None,
+            max_in_flight: 64,
         }
     }
 }
@@ -166,6 +168,7 @@ publish_timeout_ms = {timeout}
 health_interval_ms = 100
 retry_after_seconds = 7
 body_limit_bytes = {limit}
+max_in_flight = {max_in_flight}
 
 [sources.cronofy]
 provider = "cronofy"
@@ -176,6 +179,7 @@ client_secrets = ["env:TEST_CRONOFY_SECRET", "env:TEST_CRONOFY_OLD_SECRET"]
 "#,
         timeout = options.publish_timeout_ms,
         limit = options.body_limit_bytes,
+        max_in_flight = options.max_in_flight,
         publisher = options.publisher,
     );
     if let Some(url) = &options.nats_url {

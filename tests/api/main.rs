@@ -11,4 +11,5 @@ mod delivery;
 mod golden;
 mod helpers;
 mod ingress;
+mod lifecycle;
 mod secrets_in_logs;

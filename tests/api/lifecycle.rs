@@ -1,0 +1,143 @@
+//! Back-pressure and shutdown: a full gateway answers 503 at once instead of queueing, and SIGTERM
+//! drains readiness, finishes in-flight requests and exits cleanly.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::brokers::{NatsServer, TempDir, free_port};
+use crate::helpers::{AppOptions, CRONOFY_SECRET, cronofy_change, cronofy_sign, spawn_app};
+
+/// With room for one request, a second arriving while the first waits on a dead broker is refused
+/// immediately with 503, `Retry-After` and the `overloaded` code, and counted.
+#[tokio::test]
+async fn requests_past_the_in_flight_limit_get_503_at_once() {
+    let mut nats = NatsServer::start();
+    let app = spawn_app(AppOptions {
+        nats_url: Some(nats.url()),
+        publish_timeout_ms: 2_000,
+        max_in_flight: 1,
+        ..Default::default()
+    })
+    .await;
+    app.wait_ready(200, Duration::from_secs(5)).await;
+    nats.stop();
+    let body = cronofy_change("chn_slow");
+    let signature = cronofy_sign(CRONOFY_SECRET, &body);
+    let first = app.post_cronofy("cronofy", &body, Some(&signature));
+    let second = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let started = Instant::now();
+        let response = app.post_cronofy("cronofy", &body, Some(&signature)).await;
+        (response, started.elapsed())
+    };
+    let (first, (second, second_took)) = tokio::join!(first, second);
+
+    assert_eq!(
+        first.status().as_u16(),
+        503,
+        "the first waited for the broker's deadline"
+    );
+    assert_eq!(second.status().as_u16(), 503);
+    assert!(second.headers().contains_key("retry-after"));
+    let reply: serde_json::Value = second.json().await.unwrap();
+    assert_eq!(reply["code"], "overloaded");
+    assert!(
+        second_took < Duration::from_millis(1_000),
+        "refused at once, not queued: {second_took:?}"
+    );
+    assert_eq!(
+        app.metric(
+            "hookbridge_webhooks_total",
+            &[("source", "cronofy"), ("outcome", "overloaded")]
+        ),
+        1.0
+    );
+}
+
+/// SIGTERM on the real binary: `/readyz` turns 503 during the shutdown delay, a request already in
+/// flight still gets its complete answer, and the process exits 0 within the grace period.
+#[tokio::test]
+async fn sigterm_drains_readiness_finishes_in_flight_and_exits_zero() {
+    let mut nats = NatsServer::start();
+    let dir = TempDir::new("shutdown");
+    let port = free_port();
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\npublish_timeout_ms = 1500\nshutdown_delay_ms = 1000\nshutdown_grace_secs = 10\n\n\
+         [publishers.nats]\nkind = \"nats\"\nurl = \"{}\"\n\n\
+         [sources.cronofy]\nprovider = \"cronofy\"\npublisher = \"nats\"\n[sources.cronofy.verify]\nclient_secrets = [\"env:CRONOFY\"]\n",
+        nats.url()
+    );
+    let path = dir.path().join("hookbridge.toml");
+    std::fs::write(&path, config).unwrap();
+    let log = std::fs::File::create(dir.path().join("log")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hookbridge"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .env_clear()
+        .env("CRONOFY", CRONOFY_SECRET)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    hookbridge::startup::install_crypto_provider();
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .ok()
+        != Some(200)
+    {
+        assert!(Instant::now() < deadline, "not ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A request that will take the whole publish deadline: the broker is gone.
+    nats.stop();
+    let body = cronofy_change("chn_in_flight_at_shutdown");
+    let in_flight = http
+        .post(format!("{base}/webhooks/cronofy"))
+        .header("Cronofy-HMAC-SHA256", cronofy_sign(CRONOFY_SECRET, &body))
+        .body(body.clone())
+        .send();
+    let terminate = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        http.get(format!("{base}/readyz"))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .ok()
+    };
+    let (response, readiness_after_sigterm) = tokio::join!(in_flight, terminate);
+
+    assert_eq!(
+        readiness_after_sigterm,
+        Some(503),
+        "unready during the shutdown delay"
+    );
+    let response = response.expect("the in-flight request gets a complete answer");
+    assert_eq!(response.status().as_u16(), 503);
+    let reply: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(reply["code"], "publish_timeout");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "did not exit within the grace period"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "exit status {status}");
+}
