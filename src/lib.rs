@@ -24,6 +24,7 @@ pub mod pipeline;
 pub mod providers;
 pub mod publish;
 pub mod shutdown;
+pub mod spool;
 pub mod startup;
 pub mod telemetry;
 pub mod verify;

@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::SourceConfig;
-use crate::dedup::{AnyDedupStore, Claim, DedupError, DedupStore};
+use crate::config::{BrokerFailure, SourceConfig};
+use crate::dedup::{AnyDedupStore, Claim, DedupError, DedupStore, Revision};
 use crate::event::avro::{EncodeError, EventCodec};
 use crate::event::cloudevents::CloudEventAttributes;
 use crate::event::{CanonicalEvent, EventId};
@@ -18,6 +18,7 @@ use crate::metrics::Metrics;
 use crate::providers::{MapError, Mapped, Provider, WebhookRequest};
 use crate::publish::topic::TopicVars;
 use crate::publish::{NamedPublisher, OutboundMessage, PublishError, Publisher};
+use crate::spool::{Spool, SpoolEntry, SpoolError};
 use crate::verify::VerifyError;
 
 /// A configured source with the publisher its events go to.
@@ -35,6 +36,8 @@ pub enum Accepted {
     Handled { code: &'static str },
     /// Already published within the source's dedup window: answered 2xx so the provider stops.
     Duplicate { event_id: EventId },
+    /// The broker could not take it in time; it is on disk and will be published by the drainer.
+    Spooled { event_id: EventId },
 }
 
 /// Why a webhook was not published. Each variant has its own HTTP answer (see `http::error`).
@@ -53,6 +56,8 @@ pub enum PipelineError {
     InFlight,
     #[error("the dedup store is unavailable")]
     Dedup(#[from] DedupError),
+    #[error("the broker is unavailable and the spool cannot take the event: {0}")]
+    Spool(SpoolError),
 }
 
 impl PipelineError {
@@ -65,6 +70,8 @@ impl PipelineError {
             PipelineError::Publish(e) => e.code(),
             PipelineError::InFlight => "in_flight",
             PipelineError::Dedup(_) => "dedup_unavailable",
+            PipelineError::Spool(SpoolError::Full { .. }) => "spool_full",
+            PipelineError::Spool(_) => "spool_unavailable",
         }
     }
 
@@ -76,7 +83,8 @@ impl PipelineError {
             PipelineError::Encode(_)
             | PipelineError::Publish(_)
             | PipelineError::InFlight
-            | PipelineError::Dedup(_) => "failed",
+            | PipelineError::Dedup(_)
+            | PipelineError::Spool(_) => "failed",
         }
     }
 }
@@ -92,6 +100,7 @@ pub struct Pipeline {
     codec: &'static EventCodec,
     publish_timeout: Duration,
     dedup: AnyDedupStore,
+    spool: Option<Arc<Spool>>,
 }
 
 impl Pipeline {
@@ -101,6 +110,7 @@ impl Pipeline {
         metrics: Metrics,
         publish_timeout: Duration,
         dedup: AnyDedupStore,
+        spool: Option<Arc<Spool>>,
     ) -> Result<Self, EncodeError> {
         Ok(Pipeline {
             sources,
@@ -109,6 +119,7 @@ impl Pipeline {
             codec: EventCodec::get()?,
             publish_timeout,
             dedup,
+            spool,
         })
     }
 
@@ -124,6 +135,14 @@ impl Pipeline {
         &self.metrics
     }
 
+    pub fn spool(&self) -> Option<&Arc<Spool>> {
+        self.spool.as_ref()
+    }
+
+    pub fn publish_timeout(&self) -> Duration {
+        self.publish_timeout
+    }
+
     /// Runs one webhook through the whole path and records its outcome.
     pub async fn process(
         &self,
@@ -137,6 +156,10 @@ impl Pipeline {
             Ok(Accepted::Published { event_id, topic }) => {
                 tracing::info!(source = name, %event_id, %topic, "published");
                 "published"
+            }
+            Ok(Accepted::Spooled { event_id }) => {
+                tracing::warn!(source = name, %event_id, "broker unavailable: accepted into the spool");
+                "spooled"
             }
             Ok(Accepted::Duplicate { event_id }) => {
                 self.metrics
@@ -198,22 +221,83 @@ impl Pipeline {
             Claim::Duplicate => return Ok(Accepted::Duplicate { event_id: event.id }),
             Claim::InFlight => return Err(PipelineError::InFlight),
         };
+        let spool = match (&self.spool, source.config.on_broker_failure) {
+            (Some(spool), BrokerFailure::Spool) => Some(spool),
+            _ => None,
+        };
+        // While earlier events for this publisher wait in the spool, new ones queue behind them,
+        // so the broker receives them in the order they were accepted.
+        if let Some(spool) = spool
+            && spool.pending_for(&source.publisher.name) > 0
+        {
+            return self
+                .spool_event(spool, source, key, revision, message, event.id)
+                .await;
+        }
         if let Err(e) = self.publish(&source.publisher, &message).await {
-            // Not published: the provider's retry must not be taken for a duplicate.
-            if let Err(release) = self.dedup.release(&key).await {
-                tracing::warn!(%key, error = %release, "could not release a dedup key after a failed publish");
+            if let Some(spool) = spool
+                && !matches!(e, PublishError::Rejected(_))
+            {
+                return self
+                    .spool_event(spool, source, key, revision, message, event.id)
+                    .await;
             }
+            // Not published: the provider's retry must not be taken for a duplicate.
+            self.release(&key).await;
             return Err(e.into());
         }
-        if let Err(e) = self.dedup.confirm(&key, revision).await {
-            // Published all the same; at worst a retry is published again, which the broker-side
-            // id (Nats-Msg-Id, hookbridge_dedup_key) lets consumers drop.
-            tracing::warn!(%key, error = %e, "could not confirm a dedup key");
-        }
+        self.confirm(&key, revision).await;
         Ok(Accepted::Published {
             event_id: event.id,
             topic: message.topic,
         })
+    }
+
+    /// Writes an accepted event to the spool (fsync'd) for the drainer to publish later.
+    async fn spool_event(
+        &self,
+        spool: &Arc<Spool>,
+        source: &Source,
+        key: String,
+        revision: Revision,
+        message: OutboundMessage,
+        event_id: EventId,
+    ) -> Result<Accepted, PipelineError> {
+        let entry = SpoolEntry {
+            publisher: source.publisher.name.clone(),
+            source: source.config.name.clone(),
+            dedup_key: key.clone(),
+            message,
+        };
+        let spool = spool.clone();
+        let pushed = tokio::task::spawn_blocking(move || spool.push(&entry))
+            .await
+            .unwrap_or_else(|e| Err(SpoolError::Storage(format!("spool task: {e}"))));
+        match pushed {
+            Ok(_) => {
+                // Safe on disk: from the provider's point of view the event is delivered.
+                self.confirm(&key, revision).await;
+                Ok(Accepted::Spooled { event_id })
+            }
+            Err(e) => {
+                self.release(&key).await;
+                Err(PipelineError::Spool(e))
+            }
+        }
+    }
+
+    async fn confirm(&self, key: &str, revision: Revision) {
+        if let Err(e) = self.dedup.confirm(key, revision).await {
+            // The event is safe all the same; at worst a retry is published again, which the
+            // broker-side id (Nats-Msg-Id, hookbridge_dedup_key) lets consumers drop.
+            tracing::warn!(%key, error = %e, "could not confirm a dedup key");
+        }
+    }
+
+    async fn release(&self, key: &str) {
+        if let Err(e) = self.dedup.release(key).await {
+            tracing::warn!(%key, error = %e, "could not release a dedup key after a failed publish");
+        }
     }
 
     /// Avro body, CloudEvents headers, topic and key for one event.

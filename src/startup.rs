@@ -21,6 +21,8 @@ use crate::http::{AppState, routes};
 use crate::metrics::Metrics;
 use crate::pipeline::{Pipeline, Source};
 use crate::publish::{AnyPublisher, NamedPublisher, Publisher};
+use crate::spool::Spool;
+use crate::spool::drain::Drainer;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -30,6 +32,8 @@ pub enum StartupError {
     Publisher { name: String, reason: String },
     #[error("avro schema: {0}")]
     Schema(#[from] crate::event::avro::EncodeError),
+    #[error("spool: {0}")]
+    Spool(String),
     #[error("dedup store: {0}")]
     Dedup(String),
     #[error("cannot listen on {addr}: {source}")]
@@ -44,6 +48,7 @@ pub struct Application {
     server: Server,
     pipeline: Arc<Pipeline>,
     health_task: tokio::task::JoinHandle<()>,
+    drain_task: Option<tokio::task::JoinHandle<()>>,
     shutting_down: Arc<AtomicBool>,
     shutdown_delay: Duration,
 }
@@ -107,13 +112,46 @@ impl Application {
                 AnyDedupStore::NatsKv(Box::new(store))
             }
         };
+        let spool = match &config.spool {
+            Some(s) => {
+                let spool = Spool::open(&s.path, s.max_bytes)
+                    .map_err(|e| StartupError::Spool(e.to_string()))?;
+                let (events, bytes) = spool.depth();
+                if events > 0 {
+                    tracing::warn!(
+                        events,
+                        bytes,
+                        "the spool holds events from before the restart; draining them first"
+                    );
+                }
+                Some(Arc::new(spool))
+            }
+            None => None,
+        };
+        let drain_publishers: HashMap<String, Arc<NamedPublisher>> = publishers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         let pipeline = Arc::new(Pipeline::new(
             sources,
             publishers.into_values().collect(),
             metrics,
             config.server.publish_timeout,
             dedup,
+            spool.clone(),
         )?);
+        let drain_task = spool.map(|spool| {
+            tokio::spawn(
+                Drainer {
+                    spool,
+                    publishers: drain_publishers,
+                    publish_timeout: config.server.publish_timeout,
+                    metrics: pipeline.metrics().clone(),
+                    on_rejected: None,
+                }
+                .run(),
+            )
+        });
 
         // One round before serving, so /readyz is truthful from the first probe.
         let interval = config.server.health_interval;
@@ -156,6 +194,7 @@ impl Application {
             server,
             pipeline,
             health_task,
+            drain_task,
             shutting_down,
             shutdown_delay: config.server.shutdown_delay,
         })
@@ -197,6 +236,11 @@ impl Application {
         let result = self.server.await;
         stopper.abort();
         self.health_task.abort();
+        // The spool needs no closing: every accepted entry was committed durably when it was
+        // answered, and an entry is removed only after its broker acknowledged it.
+        if let Some(drain) = &self.drain_task {
+            drain.abort();
+        }
         for publisher in self.pipeline.publishers() {
             publisher.inner.flush(Duration::from_secs(5)).await;
         }

@@ -15,8 +15,8 @@ use serde::Deserialize;
 pub use load::{LoadError, load_file, load_str};
 pub use secret::{Secret, SecretRef};
 pub use validate::{
-    Config, ConfigIssue, DedupConfig, KafkaConfig, LogFormat, NatsConfig, NatsStorage,
-    PublisherConfig, ServerConfig, SourceConfig,
+    BrokerFailure, Config, ConfigIssue, DedupConfig, KafkaConfig, LogFormat, NatsConfig,
+    NatsStorage, PublisherConfig, ServerConfig, SourceConfig, SpoolConfig,
 };
 
 /// The config file as written (`hookbridge.toml`), before validation.
@@ -35,6 +35,23 @@ pub struct RawConfig {
     /// Where dedup keys are remembered.
     #[serde(default)]
     pub dedup: RawDedup,
+    /// Durable acceptance while a broker is down; off when absent.
+    pub spool: Option<RawSpool>,
+}
+
+/// `[spool]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSpool {
+    /// Directory of the spool file. In Kubernetes: a PersistentVolume per replica (StatefulSet).
+    pub path: std::path::PathBuf,
+    /// Most bytes spooled; when full the gateway answers 503 (never drops).
+    #[serde(default = "default_spool_bytes")]
+    pub max_bytes: u64,
+}
+
+fn default_spool_bytes() -> u64 {
+    1024 * 1024 * 1024
 }
 
 /// `[dedup]`
@@ -189,6 +206,10 @@ pub struct RawSource {
     pub verify: toml::Table,
     /// Source IP allowlist, checked before the provider's own verification.
     pub allow: Option<RawAllow>,
+    /// When the broker does not acknowledge in time: `spool` (accept durably, 2xx, publish later;
+    /// the default for Docplanner, which never retries, when a spool is configured) or `reject`
+    /// (503 with `Retry-After`, for providers that retry).
+    pub on_broker_failure: Option<String>,
     /// How long a delivered event's key is remembered, in seconds; defaults to the provider's
     /// retry horizon (SNS about an hour, Cronofy 24 h, Docplanner's 14-day re-dispatch).
     pub dedup_window_secs: Option<u64>,

@@ -40,6 +40,20 @@ pub struct Config {
     pub publishers: BTreeMap<String, PublisherConfig>,
     pub sources: BTreeMap<String, SourceConfig>,
     pub dedup: DedupConfig,
+    pub spool: Option<SpoolConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SpoolConfig {
+    pub path: std::path::PathBuf,
+    pub max_bytes: u64,
+}
+
+/// What a source does when its broker does not acknowledge in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokerFailure {
+    Spool,
+    Reject,
 }
 
 #[derive(Debug, Clone)]
@@ -118,6 +132,7 @@ pub struct SourceConfig {
     pub allow: Option<IpAllowlist>,
     /// How long a published event's dedup key is remembered.
     pub dedup_window: Duration,
+    pub on_broker_failure: BrokerFailure,
 }
 
 /// librdkafka properties that carry hookbridge's delivery promise; a config may not loosen them.
@@ -167,6 +182,10 @@ impl Config {
                 publishers,
                 sources,
                 dedup,
+                spool: raw.spool.as_ref().map(|s| SpoolConfig {
+                    path: s.path.clone(),
+                    max_bytes: s.max_bytes,
+                }),
             }),
             _ => Err(issues),
         }
@@ -506,7 +525,29 @@ fn validate_source(
         return None;
     }
     let provider = provider?;
+    let on_broker_failure = match raw.on_broker_failure.as_deref() {
+        Some("spool") if whole.spool.is_some() => BrokerFailure::Spool,
+        Some("spool") => {
+            issues.push(ConfigIssue::new(
+                format!("{key}.on_broker_failure"),
+                "`spool` needs a [spool] section",
+            ));
+            return None;
+        }
+        Some("reject") => BrokerFailure::Reject,
+        Some(_) => {
+            issues.push(ConfigIssue::new(
+                format!("{key}.on_broker_failure"),
+                "expected `spool` or `reject`",
+            ));
+            return None;
+        }
+        // Providers that never resend get durable acceptance whenever a spool exists.
+        None if whole.spool.is_some() && provider.never_resends() => BrokerFailure::Spool,
+        None => BrokerFailure::Reject,
+    };
     Some(SourceConfig {
+        on_broker_failure,
         dedup_window: raw
             .dedup_window_secs
             .map_or_else(|| provider.default_dedup_window(), Duration::from_secs),

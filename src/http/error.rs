@@ -66,9 +66,10 @@ impl ResponseError for IngressError {
                 PipelineError::Verify(_) => StatusCode::UNAUTHORIZED,
                 PipelineError::Map(MapError::Upstream(_)) => StatusCode::SERVICE_UNAVAILABLE,
                 PipelineError::Map(_) => StatusCode::UNPROCESSABLE_ENTITY,
-                PipelineError::Publish(_) | PipelineError::InFlight | PipelineError::Dedup(_) => {
-                    StatusCode::SERVICE_UNAVAILABLE
-                }
+                PipelineError::Publish(_)
+                | PipelineError::InFlight
+                | PipelineError::Dedup(_)
+                | PipelineError::Spool(_) => StatusCode::SERVICE_UNAVAILABLE,
                 PipelineError::Encode(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
         }

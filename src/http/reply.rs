@@ -60,6 +60,14 @@ pub fn success(style: ReplyStyle, accepted: &Accepted) -> HttpResponse {
         (ReplyStyle::Standard, Accepted::Published { event_id, .. }) => {
             HttpResponse::Ok().json(Reply::published(event_id.as_str()))
         }
+        (ReplyStyle::Standard, Accepted::Spooled { event_id }) => {
+            HttpResponse::Accepted().json(Reply {
+                status: "spooled",
+                code: "spooled",
+                message: None,
+                event_id: Some(event_id.as_str()),
+            })
+        }
         (ReplyStyle::Standard, Accepted::Duplicate { event_id }) => {
             HttpResponse::Ok().json(Reply {
                 status: "duplicate",

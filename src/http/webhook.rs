@@ -70,6 +70,7 @@ pub async fn receive(
         Ok(Accepted::Published { .. }) => "published",
         Ok(Accepted::Handled { .. }) => "handled",
         Ok(Accepted::Duplicate { .. }) => "duplicate",
+        Ok(Accepted::Spooled { .. }) => "spooled",
         Err(e) => e.outcome(),
     };
     metrics

@@ -35,6 +35,12 @@ pub struct Metrics {
     pub publisher_up: IntGaugeVec,
     /// `hookbridge_in_flight_requests`
     pub in_flight: IntGauge,
+    /// `hookbridge_spool_events`: events accepted and waiting in the spool for their broker.
+    pub spool_events: IntGauge,
+    /// `hookbridge_spool_bytes`: bytes those events take on disk.
+    pub spool_bytes: IntGauge,
+    /// `hookbridge_spool_drained_total{source}`: spooled events later delivered to the broker.
+    pub spool_drained: IntCounterVec,
     /// `hookbridge_build_info{version}`: always 1.
     pub build_info: IntGaugeVec,
 }
@@ -96,6 +102,21 @@ impl Metrics {
             ),
             &["publisher", "broker"],
         )?;
+        let spool_events = IntGauge::new(
+            "hookbridge_spool_events",
+            "Events accepted (answered 2xx) and waiting in the spool for their broker.",
+        )?;
+        let spool_bytes = IntGauge::new(
+            "hookbridge_spool_bytes",
+            "Bytes the spooled events take on disk.",
+        )?;
+        let spool_drained = IntCounterVec::new(
+            Opts::new(
+                "hookbridge_spool_drained_total",
+                "Spooled events delivered to their broker.",
+            ),
+            &["source"],
+        )?;
         let in_flight = IntGauge::new(
             "hookbridge_in_flight_requests",
             "Webhook requests being handled.",
@@ -113,6 +134,9 @@ impl Metrics {
         registry.register(Box::new(broker_errors.clone()))?;
         registry.register(Box::new(publisher_up.clone()))?;
         registry.register(Box::new(in_flight.clone()))?;
+        registry.register(Box::new(spool_events.clone()))?;
+        registry.register(Box::new(spool_bytes.clone()))?;
+        registry.register(Box::new(spool_drained.clone()))?;
         registry.register(Box::new(build_info.clone()))?;
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
@@ -128,6 +152,9 @@ impl Metrics {
             broker_errors,
             publisher_up,
             in_flight,
+            spool_events,
+            spool_bytes,
+            spool_drained,
             build_info,
         })
     }

@@ -244,6 +244,12 @@ impl AnyProvider {
         })
     }
 
+    /// True for providers that push each event once whatever we answer (Docplanner): they need
+    /// durable acceptance rather than a 503.
+    pub fn never_resends(&self) -> bool {
+        matches!(self, AnyProvider::Docplanner(_))
+    }
+
     pub fn authenticates(&self) -> bool {
         match self {
             AnyProvider::Docplanner(d) => d.has_credential(),

@@ -13,3 +13,4 @@ mod helpers;
 mod ingress;
 mod lifecycle;
 mod secrets_in_logs;
+mod spool;

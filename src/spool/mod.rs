@@ -1,0 +1,270 @@
+//! Durable acceptance: when the broker cannot take an event in time, a source configured with
+//! `on_broker_failure = "spool"` writes it here, fsync'd, and answers 2xx; [`drain`] publishes it
+//! later, in order, and removes it only after the broker's acknowledgement.
+//!
+//! The store is redb: an embedded, crash-safe B-tree whose commits are durable when they return
+//! (`Durability::Immediate`), so an event answered 2xx survives `kill -9` and power loss. One table
+//! maps a monotonically increasing sequence number to an entry. The spool is bounded in bytes;
+//! when full, the gateway answers 503 rather than dropping anything.
+//!
+//! redb calls block on disk I/O; async callers go through `tokio::task::spawn_blocking`.
+
+pub mod drain;
+mod entry;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+};
+
+pub use entry::SpoolEntry;
+
+/// A spooled entry with its sequence number; an entry that does not decode is reported, not hidden.
+pub type Spooled = (u64, Result<SpoolEntry, SpoolError>);
+
+const EVENTS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("events");
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpoolError {
+    #[error("the spool is full ({used} of {max} bytes)")]
+    Full { used: u64, max: u64 },
+    #[error("spool storage: {0}")]
+    Storage(String),
+    #[error("a spooled entry is unreadable: {0}")]
+    Corrupt(String),
+}
+
+fn storage(e: impl std::fmt::Display) -> SpoolError {
+    SpoolError::Storage(e.to_string())
+}
+
+pub struct Spool {
+    db: Database,
+    max_bytes: u64,
+    bytes: AtomicU64,
+    events: AtomicU64,
+    next_seq: AtomicU64,
+    /// Spooled events per publisher: while a publisher has any, new events for it queue behind them.
+    pending: Mutex<HashMap<String, u64>>,
+    /// Wakes the drainer when something is spooled.
+    pub(crate) wake: tokio::sync::Notify,
+}
+
+impl Spool {
+    /// Opens (or creates) `dir/spool.redb` and counts what is already in it.
+    pub fn open(dir: &Path, max_bytes: u64) -> Result<Self, SpoolError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| SpoolError::Storage(format!("{}: {e}", dir.display())))?;
+        let db = Database::create(dir.join("spool.redb")).map_err(storage)?;
+        // Make sure the table exists so readers never fail on a fresh file.
+        let txn = db.begin_write().map_err(storage)?;
+        txn.open_table(EVENTS).map_err(storage)?;
+        txn.commit().map_err(storage)?;
+
+        let spool = Spool {
+            db,
+            max_bytes,
+            bytes: AtomicU64::new(0),
+            events: AtomicU64::new(0),
+            next_seq: AtomicU64::new(1),
+            pending: Mutex::new(HashMap::new()),
+            wake: tokio::sync::Notify::new(),
+        };
+        let txn = spool.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(EVENTS).map_err(storage)?;
+        let mut pending = HashMap::<String, u64>::new();
+        let mut last = 0;
+        for item in table.iter().map_err(storage)? {
+            let (seq, value) = item.map_err(storage)?;
+            last = seq.value();
+            spool
+                .bytes
+                .fetch_add(value.value().len() as u64, Ordering::Relaxed);
+            spool.events.fetch_add(1, Ordering::Relaxed);
+            if let Ok(entry) = SpoolEntry::decode(value.value()) {
+                *pending.entry(entry.publisher).or_default() += 1;
+            }
+        }
+        spool.next_seq.store(last + 1, Ordering::Relaxed);
+        if let Ok(mut p) = spool.pending.lock() {
+            *p = pending;
+        }
+        Ok(spool)
+    }
+
+    /// Appends `entry` durably. Returns only once the commit is on disk.
+    pub fn push(&self, entry: &SpoolEntry) -> Result<u64, SpoolError> {
+        let bytes = entry.encode();
+        let size = bytes.len() as u64;
+        let used = self.bytes.load(Ordering::Relaxed);
+        if used + size > self.max_bytes {
+            return Err(SpoolError::Full {
+                used,
+                max: self.max_bytes,
+            });
+        }
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        let mut txn = self.db.begin_write().map_err(storage)?;
+        txn.set_durability(Durability::Immediate).map_err(storage)?;
+        {
+            let mut table = txn.open_table(EVENTS).map_err(storage)?;
+            table.insert(seq, bytes.as_slice()).map_err(storage)?;
+        }
+        txn.commit().map_err(storage)?;
+        self.bytes.fetch_add(size, Ordering::Relaxed);
+        self.events.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut p) = self.pending.lock() {
+            *p.entry(entry.publisher.clone()).or_default() += 1;
+        }
+        self.wake.notify_one();
+        Ok(seq)
+    }
+
+    /// The oldest `limit` entries, in order. An unreadable entry is returned as an error item so
+    /// the drainer can report it instead of silently skipping data.
+    pub fn oldest(&self, limit: usize) -> Result<Vec<Spooled>, SpoolError> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(EVENTS).map_err(storage)?;
+        let mut out = Vec::new();
+        for item in table.iter().map_err(storage)?.take(limit) {
+            let (seq, value) = item.map_err(storage)?;
+            out.push((seq.value(), SpoolEntry::decode(value.value())));
+        }
+        Ok(out)
+    }
+
+    /// Removes a delivered entry.
+    pub fn remove(&self, seq: u64, publisher: &str) -> Result<(), SpoolError> {
+        let mut txn = self.db.begin_write().map_err(storage)?;
+        txn.set_durability(Durability::Immediate).map_err(storage)?;
+        let removed = {
+            let mut table = txn.open_table(EVENTS).map_err(storage)?;
+            let removed = table.remove(seq).map_err(storage)?;
+            removed.map(|v| v.value().len() as u64)
+        };
+        txn.commit().map_err(storage)?;
+        if let Some(size) = removed {
+            self.bytes.fetch_sub(size, Ordering::Relaxed);
+            self.events.fetch_sub(1, Ordering::Relaxed);
+            if let Ok(mut p) = self.pending.lock()
+                && let Some(n) = p.get_mut(publisher)
+            {
+                *n = n.saturating_sub(1);
+            }
+        }
+        Ok(())
+    }
+
+    /// (events, bytes) waiting.
+    pub fn depth(&self) -> (u64, u64) {
+        (
+            self.events.load(Ordering::Relaxed),
+            self.bytes.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Events waiting for `publisher`.
+    pub fn pending_for(&self, publisher: &str) -> u64 {
+        self.pending
+            .lock()
+            .map(|p| p.get(publisher).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+
+    /// Number of entries on disk (for tests and start-up logs).
+    pub fn len_on_disk(&self) -> Result<u64, SpoolError> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        txn.open_table(EVENTS)
+            .map_err(storage)?
+            .len()
+            .map_err(storage)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::cloudevents::CloudEventAttributes;
+    use crate::publish::OutboundMessage;
+
+    fn entry(publisher: &str, n: usize) -> SpoolEntry {
+        SpoolEntry {
+            publisher: publisher.into(),
+            source: "docplanner".into(),
+            dedup_key: format!("docplanner/k{n}"),
+            message: OutboundMessage {
+                topic: "webhooks.docplanner.appointment.booked".into(),
+                key: format!("k{n}"),
+                dedup_key: format!("k{n}"),
+                cloudevent: CloudEventAttributes {
+                    attributes: vec![("id", format!("k{n}")), ("subject", "s".into())],
+                    content_type: crate::event::avro::EVENT_CONTENT_TYPE,
+                },
+                payload: vec![n as u8; 100],
+            },
+        }
+    }
+
+    fn dir(name: &str) -> std::path::PathBuf {
+        let d =
+            std::env::temp_dir().join(format!("hookbridge-spool-{name}-{}", std::process::id()));
+        let _fresh = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn entries_survive_reopening_in_order_and_removal_frees_space() {
+        let d = dir("reopen");
+        {
+            let s = Spool::open(&d, 1 << 20).unwrap();
+            for n in 0..3 {
+                s.push(&entry("nats", n)).unwrap();
+            }
+            assert_eq!(s.depth().0, 3);
+        }
+        let s = Spool::open(&d, 1 << 20).unwrap();
+        assert_eq!(s.depth().0, 3, "counted again after reopening");
+        assert_eq!(s.pending_for("nats"), 3);
+        let oldest = s.oldest(10).unwrap();
+        let keys: Vec<String> = oldest
+            .iter()
+            .map(|(_, e)| e.as_ref().unwrap().message.key.clone())
+            .collect();
+        assert_eq!(keys, ["k0", "k1", "k2"]);
+        let (seq, _) = &oldest[0];
+        s.remove(*seq, "nats").unwrap();
+        assert_eq!(s.depth().0, 2);
+        assert_eq!(s.pending_for("nats"), 2);
+        // New sequence numbers continue after the old ones: order is kept across restarts.
+        let next = s.push(&entry("nats", 9)).unwrap();
+        assert!(next > oldest[2].0);
+        drop(s);
+        let _cleanup = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_full_spool_refuses_instead_of_dropping() {
+        let d = dir("full");
+        let s = Spool::open(&d, 600).unwrap();
+        let mut accepted = 0;
+        let err = loop {
+            match s.push(&entry("kafka", accepted)) {
+                Ok(_) => accepted += 1,
+                Err(e) => break e,
+            }
+        };
+        assert!(matches!(err, SpoolError::Full { .. }), "{err}");
+        assert!(accepted >= 1);
+        assert_eq!(
+            s.depth().0 as usize,
+            accepted,
+            "nothing was dropped or half-written"
+        );
+        drop(s);
+        let _cleanup = std::fs::remove_dir_all(&d);
+    }
+}
