@@ -29,4 +29,25 @@ pub enum Command {
         /// Path of the TOML config file.
         config: PathBuf,
     },
+    /// Read a source's dead letters back and publish them again with the current (fixed) config.
+    Redrive {
+        /// Path of the TOML config file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The source whose dead-letter topic to read.
+        #[arg(long)]
+        source: String,
+        /// Only dead letters received at or after this time (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only dead letters received at or before this time (RFC 3339).
+        #[arg(long)]
+        until: Option<String>,
+        /// Only dead letters with this reason code (for example `missing_field`).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Stop reading when nothing arrives for this long, in milliseconds.
+        #[arg(long, default_value_t = 2000)]
+        idle_ms: u64,
+    },
 }

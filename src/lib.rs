@@ -11,11 +11,15 @@
 //! - [`event`]: the canonical event, its Avro encoding and CloudEvents attributes.
 //! - [`pipeline`]: verify → map → encode → publish; the one place outcomes are decided.
 //! - [`publish`]: the `Publisher` trait, Kafka and NATS JetStream, topic templates.
+//! - [`dead_letter`]: the record kept for a webhook that could not be mapped or published.
 //! - [`metrics`]: the Prometheus catalogue.
+//! - [`dedup`], [`spool`], [`redrive`]: the delivery guarantees: one event per dedup key, durable
+//!   acceptance while a broker is down, and recovering dead letters once a mapping is fixed.
 //! - [`startup`], [`shutdown`], [`telemetry`], [`cli`]: running the process.
 
 pub mod cli;
 pub mod config;
+pub mod dead_letter;
 pub mod dedup;
 pub mod event;
 pub mod http;
@@ -23,6 +27,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod providers;
 pub mod publish;
+pub mod redrive;
 pub mod shutdown;
 pub mod spool;
 pub mod startup;

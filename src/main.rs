@@ -7,8 +7,12 @@ use std::process::ExitCode;
 use clap::Parser;
 use hookbridge::cli::{Cli, Command};
 use hookbridge::config::{Config, load_file};
+use hookbridge::redrive::{self, Filter};
 use hookbridge::startup::Application;
 use hookbridge::telemetry;
+use std::time::Duration;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -16,6 +20,58 @@ fn main() -> ExitCode {
     let env: HashMap<String, String> = std::env::vars().collect();
     match cli.command {
         Command::CheckConfig { config } => check_config(&config, &env),
+        Command::Redrive {
+            config,
+            source,
+            since,
+            until,
+            reason,
+            idle_ms,
+        } => {
+            let config = match load_and_validate(&config, &env) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            telemetry::init(config.server.log_format);
+            let parse = |t: Option<String>| {
+                t.map(|t| OffsetDateTime::parse(&t, &Rfc3339).map_err(|e| format!("{t}: {e}")))
+                    .transpose()
+            };
+            let filter = match (parse(since), parse(until)) {
+                (Ok(since), Ok(until)) => Filter {
+                    since,
+                    until,
+                    reason,
+                },
+                (Err(e), _) | (_, Err(e)) => {
+                    eprintln!("redrive: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let Ok(runtime) = tokio::runtime::Runtime::new() else {
+                eprintln!("cannot start the async runtime");
+                return ExitCode::FAILURE;
+            };
+            match runtime.block_on(redrive::run(
+                config,
+                &source,
+                &filter,
+                Duration::from_millis(idle_ms),
+            )) {
+                Ok(report) => {
+                    println!("redrive {source}: {report}");
+                    if report.failed == 0 {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }
+                Err(e) => {
+                    eprintln!("redrive {source}: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Serve { config } => {
             let config = match load_and_validate(&config, &env) {
                 Ok(c) => c,

@@ -10,12 +10,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::{BrokerFailure, SourceConfig};
+use crate::dead_letter::{
+    DEAD_LETTER_CONTENT_TYPE, DEAD_LETTER_SCHEMA_NAME, DeadLetter, DeadLetterCodec,
+    DeadLetterInput, Stage,
+};
 use crate::dedup::{AnyDedupStore, Claim, DedupError, DedupStore, Revision};
 use crate::event::avro::{EncodeError, EventCodec};
 use crate::event::cloudevents::CloudEventAttributes;
 use crate::event::{CanonicalEvent, EventId};
 use crate::metrics::Metrics;
-use crate::providers::{MapError, Mapped, Provider, WebhookRequest};
+use crate::providers::{MapError, Mapped, Provider, Verified, WebhookRequest};
 use crate::publish::topic::TopicVars;
 use crate::publish::{NamedPublisher, OutboundMessage, PublishError, Publisher};
 use crate::spool::{Spool, SpoolEntry, SpoolError};
@@ -38,6 +42,8 @@ pub enum Accepted {
     Duplicate { event_id: EventId },
     /// The broker could not take it in time; it is on disk and will be published by the drainer.
     Spooled { event_id: EventId },
+    /// Authentic but not mappable, or refused by the broker for good: kept on the dead-letter topic.
+    DeadLettered { code: String },
 }
 
 /// Why a webhook was not published. Each variant has its own HTTP answer (see `http::error`).
@@ -157,6 +163,10 @@ impl Pipeline {
                 tracing::info!(source = name, %event_id, %topic, "published");
                 "published"
             }
+            Ok(Accepted::DeadLettered { code }) => {
+                tracing::warn!(source = name, code = %code, "dead-lettered instead of published");
+                "dead_lettered"
+            }
             Ok(Accepted::Spooled { event_id }) => {
                 tracing::warn!(source = name, %event_id, "broker unavailable: accepted into the spool");
                 "spooled"
@@ -201,9 +211,39 @@ impl Pipeline {
             allow.check(request.peer, request.headers)?;
         }
         let verified = provider.verify(request).await?;
-        let event = match provider.map(&source.config.name, verified).await? {
-            Mapped::Event(event) => event,
-            Mapped::Handled { code } => return Ok(Accepted::Handled { code }),
+        self.map_and_deliver(source, request, verified).await
+    }
+
+    /// Everything after verification: shared by webhooks and `redrive`.
+    pub async fn map_and_deliver(
+        &self,
+        source: &Source,
+        request: &WebhookRequest<'_>,
+        verified: Verified<'_>,
+    ) -> Result<Accepted, PipelineError> {
+        let event = match source
+            .config
+            .provider
+            .map(&source.config.name, verified)
+            .await
+        {
+            Ok(Mapped::Event(event)) => event,
+            Ok(Mapped::Handled { code }) => return Ok(Accepted::Handled { code }),
+            // Transient: the provider should resend, nothing to keep.
+            Err(e @ MapError::Upstream(_)) => return Err(e.into()),
+            // Authentic but not mappable: kept for a fixed mapping and `redrive`, never dropped.
+            Err(e) => {
+                let letter = self.letter(
+                    source,
+                    request,
+                    Stage::Map,
+                    e.code(),
+                    e.to_string(),
+                    None,
+                    None,
+                );
+                return self.dead_letter(source, letter).await;
+            }
         };
         let message = self.encode(source, &event)?;
         // Keys are scoped by source: two sources may legitimately carry the same provider id.
@@ -234,22 +274,185 @@ impl Pipeline {
                 .spool_event(spool, source, key, revision, message, event.id)
                 .await;
         }
-        if let Err(e) = self.publish(&source.publisher, &message).await {
-            if let Some(spool) = spool
-                && !matches!(e, PublishError::Rejected(_))
-            {
-                return self
-                    .spool_event(spool, source, key, revision, message, event.id)
-                    .await;
+        match self.publish(&source.publisher, &message).await {
+            Ok(()) => {
+                self.confirm(&key, revision).await;
+                Ok(Accepted::Published {
+                    event_id: event.id,
+                    topic: message.topic,
+                })
             }
-            // Not published: the provider's retry must not be taken for a duplicate.
-            self.release(&key).await;
-            return Err(e.into());
+            // Refused for good (too large, not authorised): retrying cannot help, keep it.
+            Err(e @ PublishError::Rejected(_)) => {
+                let letter = self.letter(
+                    source,
+                    request,
+                    Stage::Publish,
+                    e.code(),
+                    e.to_string(),
+                    Some(event.id.as_str()),
+                    Some(&message.topic),
+                );
+                let result = self.dead_letter(source, letter).await;
+                match &result {
+                    Ok(_) => self.confirm(&key, revision).await,
+                    Err(_) => self.release(&key).await,
+                }
+                result
+            }
+            Err(e) => {
+                if let Some(spool) = spool {
+                    return self
+                        .spool_event(spool, source, key, revision, message, event.id)
+                        .await;
+                }
+                // Not published: the provider's retry must not be taken for a duplicate.
+                self.release(&key).await;
+                Err(e.into())
+            }
         }
-        self.confirm(&key, revision).await;
-        Ok(Accepted::Published {
-            event_id: event.id,
-            topic: message.topic,
+    }
+
+    /// The drainer's answer to a spooled event the broker refuses for good: a publish-stage dead
+    /// letter carrying the encoded event. True when it is safe there (the entry may be removed).
+    pub async fn dead_letter_spooled(&self, entry: &SpoolEntry, error: &PublishError) -> bool {
+        if entry.message.cloudevent.content_type == DEAD_LETTER_CONTENT_TYPE {
+            // A dead letter the broker refuses stays in the spool for an operator (and the spool
+            // depth alert): there is nowhere further to put it.
+            tracing::error!(source = %entry.source, topic = %entry.message.topic, error = %error, "the broker refuses a dead letter");
+            return false;
+        }
+        let Some(source) = self.source(&entry.source).cloned() else {
+            tracing::error!(source = %entry.source, "spooled for a source that is no longer configured");
+            return false;
+        };
+        let letter = DeadLetter::new(DeadLetterInput {
+            source: &entry.source,
+            provider: source.config.provider.kind(),
+            stage: Stage::Publish,
+            reason_code: error.code(),
+            reason_message: error.to_string(),
+            received_at: time::OffsetDateTime::now_utc(),
+            body: bytes::Bytes::from(entry.message.payload.clone()),
+            body_content_type: entry.message.cloudevent.content_type,
+            headers: &actix_web::http::header::HeaderMap::new(),
+            event_id: Some(&entry.message.dedup_key),
+            topic: Some(&entry.message.topic),
+        });
+        self.dead_letter(&source, letter).await.is_ok()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn letter(
+        &self,
+        source: &Source,
+        request: &WebhookRequest<'_>,
+        stage: Stage,
+        code: &str,
+        message: String,
+        event_id: Option<&str>,
+        topic: Option<&str>,
+    ) -> DeadLetter {
+        let provider = &source.config.provider;
+        DeadLetter::new(DeadLetterInput {
+            source: &source.config.name,
+            provider: provider.kind(),
+            stage,
+            reason_code: code,
+            reason_message: message,
+            received_at: request.received_at,
+            body: provider.redact_for_dead_letter(request.body),
+            body_content_type: request
+                .headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("application/octet-stream"),
+            headers: request.headers,
+            event_id,
+            topic,
+        })
+    }
+
+    /// Publishes a dead letter to the source's dead-letter topic (spooling it if the broker is down
+    /// and the source spools). Answered 2xx: the webhook is kept, the provider must not resend.
+    pub async fn dead_letter(
+        &self,
+        source: &Source,
+        letter: DeadLetter,
+    ) -> Result<Accepted, PipelineError> {
+        let name = source.config.name.as_str();
+        let codec = DeadLetterCodec::get()
+            .map_err(|e| PipelineError::Encode(EncodeError::from(e.to_string())))?;
+        let payload = codec
+            .encode(&letter)
+            .map_err(|e| PipelineError::Encode(EncodeError::from(e.to_string())))?;
+        let topic = source.config.dead_letter_topic.render(&TopicVars {
+            source: name,
+            provider: source.config.provider.kind(),
+            event_type: "dead_letter",
+        });
+        let time = letter
+            .received_at
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let message = OutboundMessage {
+            topic,
+            key: name.to_owned(),
+            dedup_key: letter.id.clone(),
+            cloudevent: CloudEventAttributes {
+                attributes: vec![
+                    ("specversion", "1.0".to_owned()),
+                    ("id", letter.id.clone()),
+                    ("source", format!("/hookbridge/sources/{name}")),
+                    (
+                        "type",
+                        format!("{}dead_letter", crate::event::cloudevents::TYPE_PREFIX),
+                    ),
+                    ("time", time),
+                    (
+                        "dataschema",
+                        format!(
+                            "urn:avro:{DEAD_LETTER_SCHEMA_NAME}:rabin:{}",
+                            codec.fingerprint()
+                        ),
+                    ),
+                ],
+                content_type: DEAD_LETTER_CONTENT_TYPE,
+            },
+            payload,
+        };
+        let stage = letter.stage.as_str();
+        let reason = letter.reason_code.clone();
+        let delivered = match self.publish(&source.publisher, &message).await {
+            Ok(()) => Ok(()),
+            Err(e) => match (&self.spool, e) {
+                (Some(spool), PublishError::Timeout(_) | PublishError::Unavailable(_))
+                    if source.config.on_broker_failure == BrokerFailure::Spool =>
+                {
+                    let entry = SpoolEntry {
+                        publisher: source.publisher.name.clone(),
+                        source: name.to_owned(),
+                        dedup_key: letter.id.clone(),
+                        message,
+                    };
+                    let spool = spool.clone();
+                    tokio::task::spawn_blocking(move || spool.push(&entry))
+                        .await
+                        .unwrap_or_else(|e| Err(SpoolError::Storage(format!("spool task: {e}"))))
+                        .map(|_| ())
+                        .map_err(PipelineError::Spool)
+                }
+                (_, e) => Err(PipelineError::Publish(e)),
+            },
+        };
+        delivered?;
+        self.metrics
+            .dead_letters
+            .with_label_values(&[name, stage, &reason])
+            .inc();
+        tracing::warn!(source = name, stage, reason = %reason, dead_letter = %letter.id, "dead-lettered");
+        Ok(Accepted::DeadLettered {
+            code: letter.reason_code,
         })
     }
 

@@ -22,7 +22,7 @@ use crate::metrics::Metrics;
 use crate::pipeline::{Pipeline, Source};
 use crate::publish::{AnyPublisher, NamedPublisher, Publisher};
 use crate::spool::Spool;
-use crate::spool::drain::Drainer;
+use crate::spool::drain::{Drainer, OnRejected};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -65,89 +65,19 @@ pub fn install_crypto_provider() {
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         install_crypto_provider();
-        let registry = Registry::new();
-        let metrics = Metrics::register(&registry)?;
-
-        let mut publishers = BTreeMap::new();
-        for (name, publisher_config) in &config.publishers {
-            let inner = AnyPublisher::connect(publisher_config, config.server.publish_timeout)
-                .await
-                .map_err(|reason| StartupError::Publisher {
-                    name: name.clone(),
-                    reason,
-                })?;
-            publishers.insert(name.clone(), NamedPublisher::new(name.clone(), inner));
-        }
-        let mut sources = HashMap::new();
-        for (name, source_config) in config.sources {
-            // Validation guarantees the publisher exists.
-            let Some(publisher) = publishers.get(&source_config.publisher).cloned() else {
-                return Err(StartupError::Publisher {
-                    name: source_config.publisher.clone(),
-                    reason: format!("not configured (used by source {name})"),
-                });
-            };
-            sources.insert(
-                name,
-                Arc::new(Source {
-                    config: source_config,
-                    publisher,
-                }),
-            );
-        }
-        let dedup = match &config.dedup {
-            DedupConfig::Memory { capacity } => AnyDedupStore::Memory(MemoryDedup::new(*capacity)),
-            DedupConfig::Nats {
-                url,
-                bucket,
-                max_age,
-                token,
-            } => {
-                let token = token
-                    .as_ref()
-                    .map(|t| String::from_utf8_lossy(t.expose()).into_owned());
-                let store = NatsKvDedup::connect(url, bucket, *max_age, token)
-                    .await
-                    .map_err(|e| StartupError::Dedup(e.to_string()))?;
-                AnyDedupStore::NatsKv(Box::new(store))
-            }
-        };
-        let spool = match &config.spool {
-            Some(s) => {
-                let spool = Spool::open(&s.path, s.max_bytes)
-                    .map_err(|e| StartupError::Spool(e.to_string()))?;
-                let (events, bytes) = spool.depth();
-                if events > 0 {
-                    tracing::warn!(
-                        events,
-                        bytes,
-                        "the spool holds events from before the restart; draining them first"
-                    );
-                }
-                Some(Arc::new(spool))
-            }
-            None => None,
-        };
-        let drain_publishers: HashMap<String, Arc<NamedPublisher>> = publishers
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        let pipeline = Arc::new(Pipeline::new(
-            sources,
-            publishers.into_values().collect(),
-            metrics,
-            config.server.publish_timeout,
-            dedup,
-            spool.clone(),
-        )?);
+        let (pipeline, spool) = build_pipeline(&config).await?;
         let drain_task = spool.map(|spool| {
             tokio::spawn(
                 Drainer {
                     spool,
-                    publishers: drain_publishers,
+                    publishers: pipeline
+                        .publishers()
+                        .iter()
+                        .map(|p| (p.name.clone(), p.clone()))
+                        .collect(),
                     publish_timeout: config.server.publish_timeout,
                     metrics: pipeline.metrics().clone(),
-                    on_rejected: None,
+                    on_rejected: Some(rejected_to_dead_letter(pipeline.clone())),
                 }
                 .run(),
             )
@@ -247,6 +177,95 @@ impl Application {
         tracing::info!("stopped");
         result
     }
+}
+
+/// Connects the publishers and the dedup store, opens the spool and assembles the pipeline: the
+/// part of start-up that `serve` and `redrive` share.
+pub async fn build_pipeline(
+    config: &Config,
+) -> Result<(Arc<Pipeline>, Option<Arc<Spool>>), StartupError> {
+    let registry = Registry::new();
+    let metrics = Metrics::register(&registry)?;
+
+    let mut publishers = BTreeMap::new();
+    for (name, publisher_config) in &config.publishers {
+        let inner = AnyPublisher::connect(publisher_config, config.server.publish_timeout)
+            .await
+            .map_err(|reason| StartupError::Publisher {
+                name: name.clone(),
+                reason,
+            })?;
+        publishers.insert(name.clone(), NamedPublisher::new(name.clone(), inner));
+    }
+    let mut sources = HashMap::new();
+    for (name, source_config) in &config.sources {
+        // Validation guarantees the publisher exists.
+        let Some(publisher) = publishers.get(&source_config.publisher).cloned() else {
+            return Err(StartupError::Publisher {
+                name: source_config.publisher.clone(),
+                reason: format!("not configured (used by source {name})"),
+            });
+        };
+        sources.insert(
+            name.clone(),
+            Arc::new(Source {
+                config: source_config.clone(),
+                publisher,
+            }),
+        );
+    }
+    let dedup = match &config.dedup {
+        DedupConfig::Memory { capacity } => AnyDedupStore::Memory(MemoryDedup::new(*capacity)),
+        DedupConfig::Nats {
+            url,
+            bucket,
+            max_age,
+            token,
+        } => {
+            let token = token
+                .as_ref()
+                .map(|t| String::from_utf8_lossy(t.expose()).into_owned());
+            let store = NatsKvDedup::connect(url, bucket, *max_age, token)
+                .await
+                .map_err(|e| StartupError::Dedup(e.to_string()))?;
+            AnyDedupStore::NatsKv(Box::new(store))
+        }
+    };
+    let spool = match &config.spool {
+        Some(s) => {
+            let spool = Spool::open(&s.path, s.max_bytes)
+                .map_err(|e| StartupError::Spool(e.to_string()))?;
+            let (events, bytes) = spool.depth();
+            if events > 0 {
+                tracing::warn!(
+                    events,
+                    bytes,
+                    "the spool holds events from before the restart; draining them first"
+                );
+            }
+            Some(Arc::new(spool))
+        }
+        None => None,
+    };
+    let pipeline = Arc::new(Pipeline::new(
+        sources,
+        publishers.into_values().collect(),
+        metrics,
+        config.server.publish_timeout,
+        dedup,
+        spool.clone(),
+    )?);
+    Ok((pipeline, spool))
+}
+
+/// Routes spooled events the broker refuses for good to their source's dead-letter topic.
+fn rejected_to_dead_letter(pipeline: Arc<Pipeline>) -> OnRejected {
+    Arc::new(move |entry, error| {
+        let pipeline = pipeline.clone();
+        let entry = entry.clone();
+        let error = error.clone();
+        Box::pin(async move { pipeline.dead_letter_spooled(&entry, &error).await })
+    })
 }
 
 async fn health_loop(pipeline: Arc<Pipeline>, interval: Duration) {

@@ -206,6 +206,9 @@ pub struct RawSource {
     pub verify: toml::Table,
     /// Source IP allowlist, checked before the provider's own verification.
     pub allow: Option<RawAllow>,
+    /// Where this source's dead letters go (same publisher), a template like `topic`.
+    #[serde(default = "default_dead_letter_topic")]
+    pub dead_letter_topic: String,
     /// When the broker does not acknowledge in time: `spool` (accept durably, 2xx, publish later;
     /// the default for Docplanner, which never retries, when a spool is configured) or `reject`
     /// (503 with `Retry-After`, for providers that retry).
@@ -252,6 +255,9 @@ fn default_duplicate_window() -> u64 {
 }
 fn default_storage() -> String {
     "file".into()
+}
+fn default_dead_letter_topic() -> String {
+    "webhooks.dead_letter.{source}".into()
 }
 fn default_topic() -> String {
     "webhooks.{provider}.{type}".into()

@@ -132,6 +132,7 @@ pub struct SourceConfig {
     pub allow: Option<IpAllowlist>,
     /// How long a published event's dedup key is remembered.
     pub dedup_window: Duration,
+    pub dead_letter_topic: TopicTemplate,
     pub on_broker_failure: BrokerFailure,
 }
 
@@ -525,6 +526,13 @@ fn validate_source(
         return None;
     }
     let provider = provider?;
+    let dead_letter_topic = match TopicTemplate::parse(&raw.dead_letter_topic) {
+        Ok(t) => t,
+        Err(reason) => {
+            issues.push(ConfigIssue::new(format!("{key}.dead_letter_topic"), reason));
+            return None;
+        }
+    };
     let on_broker_failure = match raw.on_broker_failure.as_deref() {
         Some("spool") if whole.spool.is_some() => BrokerFailure::Spool,
         Some("spool") => {
@@ -547,6 +555,7 @@ fn validate_source(
         None => BrokerFailure::Reject,
     };
     Some(SourceConfig {
+        dead_letter_topic,
         on_broker_failure,
         dedup_window: raw
             .dedup_window_secs

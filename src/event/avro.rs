@@ -25,6 +25,12 @@ pub const EVENT_CONTENT_TYPE: &str = "application/avro;schema=io.hookbridge.v1.E
 #[error("avro: {0}")]
 pub struct EncodeError(String);
 
+impl From<String> for EncodeError {
+    fn from(message: String) -> Self {
+        EncodeError(message)
+    }
+}
+
 /// The parsed schema and a writer bound to it, shared by every request.
 pub struct EventCodec {
     schema: &'static Schema,

@@ -60,6 +60,14 @@ pub fn success(style: ReplyStyle, accepted: &Accepted) -> HttpResponse {
         (ReplyStyle::Standard, Accepted::Published { event_id, .. }) => {
             HttpResponse::Ok().json(Reply::published(event_id.as_str()))
         }
+        (ReplyStyle::Standard, Accepted::DeadLettered { code }) => {
+            HttpResponse::Accepted().json(Reply {
+                status: "dead_lettered",
+                code,
+                message: None,
+                event_id: None,
+            })
+        }
         (ReplyStyle::Standard, Accepted::Spooled { event_id }) => {
             HttpResponse::Accepted().json(Reply {
                 status: "spooled",

@@ -71,6 +71,7 @@ pub async fn receive(
         Ok(Accepted::Handled { .. }) => "handled",
         Ok(Accepted::Duplicate { .. }) => "duplicate",
         Ok(Accepted::Spooled { .. }) => "spooled",
+        Ok(Accepted::DeadLettered { .. }) => "dead_lettered",
         Err(e) => e.outcome(),
     };
     metrics

@@ -23,6 +23,8 @@ pub struct Metrics {
     pub verification_failures: IntCounterVec,
     /// `hookbridge_dedup_hits_total{source, provider}`: webhooks recognised as already published.
     pub dedup_hits: IntCounterVec,
+    /// `hookbridge_dead_letters_total{source, stage, reason}`: events sent to the dead-letter topic.
+    pub dead_letters: IntCounterVec,
     /// `hookbridge_unknown_source_requests_total`: requests to a source that is not configured.
     pub unknown_source: IntCounter,
     /// `hookbridge_request_duration_seconds{source, outcome}`
@@ -67,6 +69,13 @@ impl Metrics {
                 "Webhooks already published within the source's dedup window (answered 2xx, not published again).",
             ),
             &["source", "provider"],
+        )?;
+        let dead_letters = IntCounterVec::new(
+            Opts::new(
+                "hookbridge_dead_letters_total",
+                "Verified webhooks that could not be mapped or published, kept on the dead-letter topic.",
+            ),
+            &["source", "stage", "reason"],
         )?;
         let unknown_source = IntCounter::new(
             "hookbridge_unknown_source_requests_total",
@@ -129,6 +138,7 @@ impl Metrics {
         registry.register(Box::new(verification_failures.clone()))?;
         registry.register(Box::new(unknown_source.clone()))?;
         registry.register(Box::new(dedup_hits.clone()))?;
+        registry.register(Box::new(dead_letters.clone()))?;
         registry.register(Box::new(request_duration.clone()))?;
         registry.register(Box::new(publish_duration.clone()))?;
         registry.register(Box::new(broker_errors.clone()))?;
@@ -147,6 +157,7 @@ impl Metrics {
             verification_failures,
             unknown_source,
             dedup_hits,
+            dead_letters,
             request_duration,
             publish_duration,
             broker_errors,

@@ -68,6 +68,11 @@ impl<'a> Verified<'a> {
         Verified { request, facts }
     }
 
+    /// A dead letter being redriven: verified when it was received (see `redrive_facts`).
+    pub(crate) fn for_redrive(request: &'a WebhookRequest<'a>, facts: Facts) -> Self {
+        Verified { request, facts }
+    }
+
     pub fn request(&self) -> &'a WebhookRequest<'a> {
         self.request
     }
@@ -145,6 +150,15 @@ pub trait Provider {
     ) -> impl Future<Output = Result<Mapped, MapError>>;
     fn reply_style(&self) -> ReplyStyle {
         ReplyStyle::Standard
+    }
+    /// The body as a dead letter may keep it: secrets carried inside it removed.
+    fn redact_for_dead_letter(&self, body: &Bytes) -> Bytes {
+        body.clone()
+    }
+    /// For redrive: what `verify` would have attached, rebuilt from a dead letter's body. The
+    /// dead-letter topic is written only by hookbridge after verification, so it is trusted.
+    fn redrive_facts(&self, _body: &Bytes) -> Facts {
+        Facts::None
     }
 }
 
@@ -277,6 +291,14 @@ impl Provider for AnyProvider {
 
     fn reply_style(&self) -> ReplyStyle {
         dispatch!(self, p => p.reply_style())
+    }
+
+    fn redact_for_dead_letter(&self, body: &Bytes) -> Bytes {
+        dispatch!(self, p => p.redact_for_dead_letter(body))
+    }
+
+    fn redrive_facts(&self, body: &Bytes) -> Facts {
+        dispatch!(self, p => p.redrive_facts(body))
     }
 }
 

@@ -119,6 +119,40 @@ impl Provider for SalesKing {
         KIND
     }
 
+    /// The raw body holds the access token in base64: keep only the decoded payload without its
+    /// secrets, or nothing if it does not decode.
+    fn redact_for_dead_letter(&self, body: &Bytes) -> Bytes {
+        use base64::Engine as _;
+        let payload = form_urlencoded::parse(body)
+            .find(|(k, _)| k == FIELD)
+            .and_then(|(_, v)| v.split_once('.').map(|(_, p)| p.to_owned()))
+            .and_then(|p| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(&p)
+                    .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(&p))
+                    .ok()
+            })
+            .and_then(|json| serde_json::from_slice::<Map<String, Value>>(&json).ok());
+        match payload {
+            Some(mut map) => {
+                for key in SECRET_KEYS {
+                    map.remove(*key);
+                }
+                serde_json::to_vec(&Value::Object(map))
+                    .map(Bytes::from)
+                    .unwrap_or_default()
+            }
+            None => Bytes::new(),
+        }
+    }
+
+    fn redrive_facts(&self, body: &Bytes) -> Facts {
+        match serde_json::from_slice(body) {
+            Ok(Value::Object(map)) => Facts::Json(map),
+            _ => Facts::None,
+        }
+    }
+
     async fn verify<'a>(
         &self,
         request: &'a WebhookRequest<'a>,
@@ -168,7 +202,12 @@ impl Provider for SalesKing {
         // The redacted JSON is what travels; the raw body holds the token in base64.
         let redacted = serde_json::to_vec(&Value::Object(payload))
             .map_err(|_| MapError::InvalidField("signed_request"))?;
-        let id = EventId::from_content(source, &[value.as_bytes()]);
+        // A redriven dead letter has the redacted JSON instead of the signed_request.
+        let id = if value.is_empty() {
+            EventId::from_content(source, &[&redacted])
+        } else {
+            EventId::from_content(source, &[value.as_bytes()])
+        };
         Ok(Mapped::Event(Box::new(CanonicalEvent {
             partition_key: object_id.clone().unwrap_or_else(|| id.to_string()),
             id,

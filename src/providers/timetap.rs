@@ -210,6 +210,13 @@ impl Provider for TimeTap {
         KIND
     }
 
+    fn redrive_facts(&self, body: &Bytes) -> Facts {
+        match SnsMessage::parse(body) {
+            Ok(message) => Facts::Sns(Box::new(message)),
+            Err(_) => Facts::None,
+        }
+    }
+
     async fn verify<'a>(
         &self,
         request: &'a WebhookRequest<'a>,

@@ -3,6 +3,7 @@
 //! Hand-written rather than serde: the payload is binary Avro (JSON would base64 it), the format
 //! must stay readable by the next release, and decoding bytes from disk must never panic.
 
+use crate::dead_letter::DEAD_LETTER_CONTENT_TYPE;
 use crate::event::avro::EVENT_CONTENT_TYPE;
 use crate::event::cloudevents::CloudEventAttributes;
 use crate::publish::OutboundMessage;
@@ -95,6 +96,7 @@ impl SpoolEntry {
             put(&mut out, name.as_bytes());
             put(&mut out, value.as_bytes());
         }
+        put(&mut out, m.cloudevent.content_type.as_bytes());
         put(&mut out, &m.payload);
         out
     }
@@ -129,6 +131,12 @@ impl SpoolEntry {
                 attributes.push((*known, value));
             }
         }
+        // Content types are `&'static str` in memory: only the two hookbridge writes are valid.
+        let content_type = match r.bytes()? {
+            t if t == EVENT_CONTENT_TYPE.as_bytes() => EVENT_CONTENT_TYPE,
+            t if t == DEAD_LETTER_CONTENT_TYPE.as_bytes() => DEAD_LETTER_CONTENT_TYPE,
+            _ => return Err(SpoolError::Corrupt("unknown content type".into())),
+        };
         let payload = r.bytes()?.to_vec();
         Ok(SpoolEntry {
             publisher,
@@ -140,7 +148,7 @@ impl SpoolEntry {
                 dedup_key,
                 cloudevent: CloudEventAttributes {
                     attributes,
-                    content_type: EVENT_CONTENT_TYPE,
+                    content_type,
                 },
                 payload,
             },
@@ -174,6 +182,13 @@ mod tests {
         };
         let bytes = e.encode();
         assert_eq!(SpoolEntry::decode(&bytes).unwrap(), e);
+        let mut letter = e.clone();
+        letter.message.cloudevent.content_type = DEAD_LETTER_CONTENT_TYPE;
+        assert_eq!(
+            SpoolEntry::decode(&letter.encode()).unwrap(),
+            letter,
+            "dead letters keep their type"
+        );
         for cut in 0..bytes.len() {
             assert!(
                 SpoolEntry::decode(&bytes[..cut]).is_err(),

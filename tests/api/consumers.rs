@@ -242,3 +242,60 @@ fn read_kafka_blocking(
     }
     out
 }
+
+/// Raw messages (headers, body) on a NATS subject, for records that are not events.
+pub async fn read_raw_nats(
+    url: &str,
+    stream: &str,
+    subject: &str,
+    at_least: usize,
+    wait: Duration,
+) -> Vec<(BTreeMap<String, String>, Vec<u8>)> {
+    use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
+    let client = async_nats::connect(url)
+        .await
+        .expect("test consumer connects to NATS");
+    let js = async_nats::jetstream::new(client);
+    let stream = js.get_stream(stream).await.expect("stream");
+    let consumer: async_nats::jetstream::consumer::PullConsumer = stream
+        .create_consumer(pull::Config {
+            filter_subject: subject.to_owned(),
+            deliver_policy: DeliverPolicy::All,
+            ack_policy: AckPolicy::None,
+            ..Default::default()
+        })
+        .await
+        .expect("create consumer");
+    let mut messages = consumer.messages().await.expect("consume");
+    let deadline = Instant::now() + wait;
+    let mut out = Vec::new();
+    loop {
+        let remaining = if out.len() < at_least {
+            deadline.saturating_duration_since(Instant::now())
+        } else {
+            Duration::from_millis(300)
+        };
+        match tokio::time::timeout(remaining, messages.next()).await {
+            Ok(Some(Ok(m))) => {
+                let headers = m
+                    .headers
+                    .as_ref()
+                    .map(|h| {
+                        h.iter()
+                            .map(|(k, v)| {
+                                (
+                                    k.to_string(),
+                                    v.iter().map(|x| x.as_str()).collect::<Vec<_>>().join(","),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                out.push((headers, m.payload.to_vec()));
+            }
+            Ok(Some(Err(e))) => panic!("consuming from NATS: {e}"),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    out
+}

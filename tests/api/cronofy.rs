@@ -253,40 +253,94 @@ async fn cronofy_webhook_with_bad_signature_is_401_and_not_published() {
     assert!(events.is_empty(), "nothing may be published: {events:?}");
 }
 
-/// An authentic webhook whose payload is not a Cronofy notification is refused with 422 and a code.
+/// An authentic webhook whose payload is not a Cronofy notification is not lost: it is answered 202
+/// and kept on the source's dead-letter topic with the reason, while nothing reaches the event topic.
 #[tokio::test]
-async fn cronofy_webhook_with_malformed_payload_is_422_and_not_published() {
+async fn cronofy_webhook_with_malformed_payload_is_dead_lettered_not_published() {
     let nats = NatsServer::start();
     let app = spawn_app(AppOptions {
         nats_url: Some(nats.url()),
         ..Default::default()
     })
     .await;
-    for (body, code) in [
+    let cases = [
         ("{\"notification\":", "invalid_json"),
         ("{\"channel\":{}}", "missing_field"),
-    ] {
+    ];
+    for (body, code) in cases {
         let response = app
             .post_cronofy("cronofy", body, Some(&cronofy_sign(CRONOFY_SECRET, body)))
             .await;
-        assert_eq!(response.status().as_u16(), 422);
+        assert_eq!(response.status().as_u16(), 202);
         let reply: serde_json::Value = response.json().await.unwrap();
-        assert_eq!(reply["code"], code);
+        assert_eq!(
+            (reply["status"].as_str(), reply["code"].as_str()),
+            (Some("dead_lettered"), Some(code))
+        );
     }
     assert_eq!(
         app.metric(
             "hookbridge_webhooks_total",
-            &[("source", "cronofy"), ("outcome", "invalid")]
+            &[("source", "cronofy"), ("outcome", "dead_lettered")]
         ),
         2.0
     );
+    assert_eq!(
+        app.metric(
+            "hookbridge_dead_letters_total",
+            &[
+                ("source", "cronofy"),
+                ("stage", "map"),
+                ("reason", "invalid_json")
+            ]
+        ),
+        1.0
+    );
+    let letters = crate::consumers::read_raw_nats(
+        &nats.url(),
+        &app.stream,
+        &format!("{}.dead_letter.cronofy", app.prefix),
+        2,
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(letters.len(), 2);
+    let codec = hookbridge::dead_letter::DeadLetterCodec::get().unwrap();
+    for ((body, code), raw) in cases.iter().zip(&letters) {
+        let letter = codec.decode(&raw.1).unwrap();
+        assert_eq!(
+            (
+                letter.source.as_str(),
+                letter.stage.as_str(),
+                letter.reason_code.as_str()
+            ),
+            ("cronofy", "map", *code)
+        );
+        assert_eq!(
+            &letter.body[..],
+            body.as_bytes(),
+            "the body is kept for a redrive"
+        );
+        assert!(
+            letter.headers.contains_key("cronofy-hmac-sha256"),
+            "per-message signature kept: {:?}",
+            letter.headers
+        );
+        assert_eq!(
+            raw.0.get("content-type").map(String::as_str),
+            Some(hookbridge::dead_letter::DEAD_LETTER_CONTENT_TYPE)
+        );
+    }
     let events = read_nats(
         &nats.url(),
         &app.stream,
-        &format!("{}.>", app.prefix),
+        &app.cronofy_topic(">"),
         0,
         Duration::from_millis(500),
     )
     .await;
-    assert!(events.is_empty(), "nothing may be published: {events:?}");
+    assert!(
+        events.is_empty(),
+        "nothing may be published as an event: {events:?}"
+    );
 }

@@ -174,6 +174,7 @@ max_in_flight = {max_in_flight}
 provider = "cronofy"
 publisher = "{publisher}"
 topic = "{prefix}.{{provider}}.{{type}}"
+dead_letter_topic = "{prefix}.dead_letter.{{source}}"
 [sources.cronofy.verify]
 client_secrets = ["env:TEST_CRONOFY_SECRET", "env:TEST_CRONOFY_OLD_SECRET"]
 "#,

@@ -7,6 +7,7 @@ mod brokers;
 mod config_check;
 mod consumers;
 mod cronofy;
+mod dead_letters;
 mod delivery;
 mod golden;
 mod helpers;
