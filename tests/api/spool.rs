@@ -221,62 +221,93 @@ async fn wait_listening(http: &reqwest::Client, base: &str) {
 }
 
 /// `kill -9` while the spool holds events the broker never saw: after a restart they are all
-/// delivered, once each.
+/// delivered, once each, on NATS (in order) and on Kafka.
 #[tokio::test]
 async fn kill_9_with_a_full_spool_then_restart_delivers_everything_once() {
-    let mut nats = NatsServer::start();
-    nats.stop();
-    let dir = TempDir::new("spool-kill");
-    let (stream, prefix) = (unique("SX"), unique("sx"));
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let text = config(
-        &format!("127.0.0.1:{port}"),
-        "nats",
-        &dir.path().join("spool"),
-        &prefix,
-        &stream,
-        Some(&nats.url()),
-        None,
-    );
-    let config_path = dir.path().join("hookbridge.toml");
-    std::fs::write(&config_path, text).unwrap();
-    let log = dir.path().join("log");
-    hookbridge::startup::install_crypto_provider();
-    let http = reqwest::Client::new();
+    for broker in ["nats", "kafka"] {
+        let mut nats = NatsServer::start();
+        let mut kafka = KafkaBroker::start();
+        if broker == "kafka" && kafka.is_external() {
+            continue;
+        }
+        let dir = TempDir::new("spool-kill");
+        let (stream, prefix) = (unique("SX"), unique("sx"));
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let text = config(
+            &format!("127.0.0.1:{port}"),
+            broker,
+            &dir.path().join("spool"),
+            &prefix,
+            &stream,
+            Some(&nats.url()),
+            Some(&kafka.bootstrap()),
+        );
+        // The broker the source publishes to is down from the start.
+        match broker {
+            "nats" => nats.stop(),
+            _ => kafka.stop(),
+        }
+        let config_path = dir.path().join("hookbridge.toml");
+        std::fs::write(&config_path, text).unwrap();
+        let log = dir.path().join("log");
+        hookbridge::startup::install_crypto_provider();
+        let http = reqwest::Client::new();
 
-    let mut first = start_gateway(&config_path, &log);
-    wait_listening(&http, &base).await;
-    for i in 0..8 {
+        let mut first = start_gateway(&config_path, &log);
+        wait_listening(&http, &base).await;
+        for i in 0..8 {
+            assert_eq!(
+                post(&http, &base, i).await,
+                202,
+                "{broker} down: webhook {i} is spooled"
+            );
+        }
+        first.kill().unwrap(); // SIGKILL: no shutdown code runs
+        let _reaped = first.wait();
+
+        match broker {
+            "nats" => nats.restart(),
+            _ => kafka.restart(),
+        }
+        let mut second = start_gateway(&config_path, &log);
+        wait_listening(&http, &base).await;
+        let events = match broker {
+            "nats" => {
+                read_nats(
+                    &nats.url(),
+                    &stream,
+                    &format!("{prefix}.>"),
+                    8,
+                    Duration::from_secs(30),
+                )
+                .await
+            }
+            _ => {
+                read_kafka(
+                    &kafka.bootstrap(),
+                    &format!("{prefix}.docplanner.appointment.booked"),
+                    8,
+                    Duration::from_secs(30),
+                )
+                .await
+            }
+        };
+        let _stopped = second.kill();
+        let _reaped = second.wait();
+        println!(
+            "kill -9 ({broker}): sent 8, answered 2xx 8 (all spooled), consumed {} after restart",
+            events.len()
+        );
+        let mut subjects = subjects_once(&events);
+        if broker == "kafka" {
+            // Kafka orders per partition (per key), not across keys.
+            subjects.sort();
+        }
         assert_eq!(
-            post(&http, &base, i).await,
-            202,
-            "broker down: webhook {i} is spooled"
+            subjects,
+            expected(0..8),
+            "everything accepted before the crash, once ({broker})"
         );
     }
-    first.kill().unwrap(); // SIGKILL: no shutdown code runs
-    let _reaped = first.wait();
-
-    nats.restart();
-    let mut second = start_gateway(&config_path, &log);
-    wait_listening(&http, &base).await;
-    let events = read_nats(
-        &nats.url(),
-        &stream,
-        &format!("{prefix}.>"),
-        8,
-        Duration::from_secs(30),
-    )
-    .await;
-    let _stopped = second.kill();
-    let _reaped = second.wait();
-    println!(
-        "kill -9: sent 8, answered 2xx 8 (all spooled), consumed {} after restart",
-        events.len()
-    );
-    assert_eq!(
-        subjects_once(&events),
-        expected(0..8),
-        "everything accepted before the crash, once, in order"
-    );
 }
