@@ -76,51 +76,54 @@ async fn retried_webhooks_are_published_once_on_kafka_and_nats() {
 }
 
 /// Two replicas behind one Service share the NATS key-value dedup store: the same webhook
-/// delivered to each (a retry landing on the other pod) reaches Kafka once. Kafka is the broker here
-/// because it has no id-based dedup of its own that could hide a broken store.
+/// delivered to each (a retry landing on the other pod) reaches the broker once. On Kafka nothing
+/// else could hide a broken store; on NATS the answers prove the store decided, not JetStream.
 #[tokio::test]
 async fn two_instances_sharing_a_dedup_store_publish_once() {
-    let kafka = KafkaBroker::start();
-    let nats = NatsServer::start();
-    let bucket = unique("dedup");
-    let prefix = unique("t");
-    let replica = || AppOptions {
-        nats_url: None,
-        kafka_bootstrap: Some(kafka.bootstrap()),
-        publisher: "kafka",
-        publish_timeout_ms: 5_000,
-        dedup_nats: Some((nats.url(), bucket.clone())),
-        prefix: Some(prefix.clone()),
-        ..Default::default()
-    };
-    let a = spawn_app(replica()).await;
-    let b = spawn_app(replica()).await;
-    let body = cronofy_change("chn_two_replicas");
+    for broker in ["kafka", "nats"] {
+        let kafka = KafkaBroker::start();
+        let nats = NatsServer::start();
+        let bucket = unique("dedup");
+        let prefix = unique("t");
+        let stream = unique("S2");
+        let replica = || AppOptions {
+            nats_url: Some(nats.url()),
+            kafka_bootstrap: Some(kafka.bootstrap()),
+            publisher: if broker == "kafka" { "kafka" } else { "nats" },
+            publish_timeout_ms: 5_000,
+            dedup_nats: Some((nats.url(), bucket.clone())),
+            prefix: Some(prefix.clone()),
+            stream: Some(stream.clone()),
+            ..Default::default()
+        };
+        let a = spawn_app(replica()).await;
+        let b = spawn_app(replica()).await;
+        let body = cronofy_change("chn_two_replicas");
 
-    let first = send_times(&a, &body, 1).await;
-    let second = send_times(&b, &body, 1).await;
-    let third = send_times(&a, &body, 1).await;
+        let first = send_times(&a, &body, 1).await;
+        let second = send_times(&b, &body, 1).await;
+        let third = send_times(&a, &body, 1).await;
 
-    let events = read_kafka(
-        &kafka.bootstrap(),
-        &a.cronofy_topic("calendar.changed"),
-        1,
-        WAIT,
-    )
-    .await;
-    println!(
-        "two replicas: sent 3, answered 2xx 3, consumed {}",
-        events.len()
-    );
-    assert_eq!(
-        (first[0].as_str(), second[0].as_str(), third[0].as_str()),
-        ("published", "duplicate", "duplicate")
-    );
-    assert_eq!(events.len(), 1);
-    assert_eq!(
-        b.metric("hookbridge_dedup_hits_total", &[("source", "cronofy")]),
-        1.0
-    );
+        let topic = a.cronofy_topic("calendar.changed");
+        let events = match broker {
+            "kafka" => read_kafka(&kafka.bootstrap(), &topic, 1, WAIT).await,
+            _ => read_nats(&nats.url(), &stream, &topic, 1, WAIT).await,
+        };
+        println!(
+            "two replicas ({broker}): sent 3, answered 2xx 3, consumed {}",
+            events.len()
+        );
+        assert_eq!(
+            (first[0].as_str(), second[0].as_str(), third[0].as_str()),
+            ("published", "duplicate", "duplicate"),
+            "{broker}"
+        );
+        assert_eq!(events.len(), 1);
+        assert_eq!(
+            b.metric("hookbridge_dedup_hits_total", &[("source", "cronofy")]),
+            1.0
+        );
+    }
 }
 
 /// A failed publish releases the key: the provider's retry after the outage is published, not

@@ -38,6 +38,8 @@ pub struct AppOptions {
     pub dedup_nats: Option<(String, String)>,
     /// Kafka topic prefix shared between apps (two replicas); unique when None.
     pub prefix: Option<String>,
+    /// NATS stream name shared between apps (two replicas); unique when None.
+    pub stream: Option<String>,
     pub max_in_flight: usize,
 }
 
@@ -51,6 +53,7 @@ impl Default for AppOptions {
             body_limit_bytes: 1024 * 1024,
             dedup_nats: None,
             prefix: None,
+            stream: None,
             max_in_flight: 64,
         }
     }
@@ -212,7 +215,7 @@ pub fn test_env() -> HashMap<String, String> {
 }
 
 pub async fn spawn_app(options: AppOptions) -> TestApp {
-    let stream = unique("S");
+    let stream = options.stream.clone().unwrap_or_else(|| unique("S"));
     let prefix = options.prefix.clone().unwrap_or_else(|| unique("t"));
     let text = config_text(&options, &stream, &prefix);
     spawn_with_config(&text, &test_env(), stream, prefix).await
