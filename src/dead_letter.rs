@@ -209,20 +209,11 @@ impl DeadLetterCodec {
     pub fn get() -> Result<&'static DeadLetterCodec, EncodeError> {
         CODEC
             .get_or_init(|| {
-                let schema = SCHEMA
-                    .get_or_init(|| Schema::parse_str(DEAD_LETTER_AVSC).map_err(|e| e.to_string()))
-                    .as_ref()
-                    .map_err(Clone::clone)?;
-                let writer = GenericDatumWriter::builder(schema)
-                    // The serializer already checks every value against the schema as it writes.
-                    .validate(false)
-                    .human_readable(false)
-                    .build()
-                    .map_err(|e| e.to_string())?;
+                let (schema, writer, fingerprint) =
+                    crate::event::avro::load_schema(DEAD_LETTER_AVSC, &SCHEMA)?;
                 let reader = GenericDatumReader::builder(schema)
                     .build()
                     .map_err(|e| e.to_string())?;
-                let fingerprint = crate::event::fingerprint::rabin_hex(DEAD_LETTER_AVSC)?;
                 Ok(DeadLetterCodec {
                     schema,
                     writer,

@@ -47,17 +47,7 @@ impl EventCodec {
     pub fn get() -> Result<&'static EventCodec, EncodeError> {
         CODEC
             .get_or_init(|| {
-                let schema = SCHEMA
-                    .get_or_init(|| Schema::parse_str(EVENT_AVSC).map_err(|e| e.to_string()))
-                    .as_ref()
-                    .map_err(Clone::clone)?;
-                let writer = GenericDatumWriter::builder(schema)
-                    // The serializer already checks every value against the schema as it writes.
-                    .validate(false)
-                    .human_readable(false)
-                    .build()
-                    .map_err(|e| e.to_string())?;
-                let fingerprint = super::fingerprint::rabin_hex(EVENT_AVSC)?;
+                let (schema, writer, fingerprint) = load_schema(EVENT_AVSC, &SCHEMA)?;
                 Ok(EventCodec {
                     schema,
                     writer,
@@ -86,6 +76,25 @@ impl EventCodec {
             .map_err(|e| EncodeError(e.to_string()))?;
         Ok(out)
     }
+}
+
+/// Parses an embedded schema once (into `cell`, which must be `'static` so writers can borrow it)
+/// and returns it with a writer bound to it and its spec-correct fingerprint. Shared by every codec.
+pub(crate) fn load_schema(
+    avsc: &'static str,
+    cell: &'static OnceLock<Result<Schema, String>>,
+) -> Result<(&'static Schema, GenericDatumWriter<'static>, String), String> {
+    let schema = cell
+        .get_or_init(|| Schema::parse_str(avsc).map_err(|e| e.to_string()))
+        .as_ref()
+        .map_err(Clone::clone)?;
+    let writer = GenericDatumWriter::builder(schema)
+        // The serializer already checks every value against the schema as it writes.
+        .validate(false)
+        .human_readable(false)
+        .build()
+        .map_err(|e| e.to_string())?;
+    Ok((schema, writer, super::fingerprint::rabin_hex(avsc)?))
 }
 
 /// Serializes a [`CanonicalEvent`] in `event.avsc` field order.

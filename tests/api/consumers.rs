@@ -70,7 +70,7 @@ pub fn decode(schema: &Schema, payload: &[u8]) -> BTreeMap<String, Value> {
     }
 }
 
-/// Reads every message stored on `subject` in `stream`, waiting up to `wait` for at least
+/// Reads every event stored on `subject` in `stream`, waiting up to `wait` for at least
 /// `at_least` of them, then drains whatever else is there (so duplicates are seen).
 pub async fn read_nats(
     url: &str,
@@ -79,70 +79,18 @@ pub async fn read_nats(
     at_least: usize,
     wait: Duration,
 ) -> Vec<Consumed> {
-    use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
-    let client = async_nats::connect(url)
-        .await
-        .expect("test consumer connects to NATS");
-    let js = async_nats::jetstream::new(client);
-    let deadline = Instant::now() + wait;
     let schema = event_schema();
-    let stream = loop {
-        match js.get_stream(stream).await {
-            Ok(s) => break s,
-            Err(e) if Instant::now() > deadline => panic!("stream {stream} not found: {e}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    };
-    let consumer: pull::Stream = stream
-        .create_consumer(pull::Config {
-            filter_subject: subject.to_owned(),
-            deliver_policy: DeliverPolicy::All,
-            ack_policy: AckPolicy::None,
-            ..Default::default()
+    read_raw_nats(url, stream, subject, at_least, wait)
+        .await
+        .into_iter()
+        .map(|m| Consumed {
+            destination: m.subject,
+            key: None,
+            headers: m.headers,
+            record: decode(&schema, &m.payload),
+            raw: m.payload,
         })
-        .await
-        .expect("create consumer")
-        .messages()
-        .await
-        .expect("consume");
-    let mut out = Vec::new();
-    let mut consumer = consumer;
-    loop {
-        let remaining = if out.len() < at_least {
-            deadline.saturating_duration_since(Instant::now())
-        } else {
-            // Got what was expected: a short grace period to catch any duplicate.
-            Duration::from_millis(300)
-        };
-        match tokio::time::timeout(remaining, consumer.next()).await {
-            Ok(Some(Ok(m))) => {
-                let headers = m
-                    .headers
-                    .as_ref()
-                    .map(|h| {
-                        h.iter()
-                            .map(|(k, v)| {
-                                (
-                                    k.to_string(),
-                                    v.iter().map(|x| x.as_str()).collect::<Vec<_>>().join(","),
-                                )
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                out.push(Consumed {
-                    destination: m.subject.to_string(),
-                    key: None,
-                    headers,
-                    record: decode(&schema, &m.payload),
-                    raw: m.payload.to_vec(),
-                });
-            }
-            Ok(Some(Err(e))) => panic!("consuming from NATS: {e}"),
-            Ok(None) | Err(_) => break,
-        }
-    }
-    out
+        .collect()
 }
 
 /// Reads every record of `topic` from the beginning of every partition, as `read_nats` does.
@@ -243,20 +191,34 @@ fn read_kafka_blocking(
     out
 }
 
-/// Raw messages (headers, body) on a NATS subject, for records that are not events.
+/// One NATS message as stored, for records that are not events (dead letters) and for `read_nats`.
+pub struct RawMessage {
+    pub subject: String,
+    pub headers: BTreeMap<String, String>,
+    pub payload: Vec<u8>,
+}
+
+/// Raw messages on a NATS subject, with the same waiting rules as `read_nats`.
 pub async fn read_raw_nats(
     url: &str,
     stream: &str,
     subject: &str,
     at_least: usize,
     wait: Duration,
-) -> Vec<(BTreeMap<String, String>, Vec<u8>)> {
+) -> Vec<RawMessage> {
     use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
     let client = async_nats::connect(url)
         .await
         .expect("test consumer connects to NATS");
     let js = async_nats::jetstream::new(client);
-    let stream = js.get_stream(stream).await.expect("stream");
+    let deadline = Instant::now() + wait;
+    let stream = loop {
+        match js.get_stream(stream).await {
+            Ok(s) => break s,
+            Err(e) if Instant::now() > deadline => panic!("stream {stream} not found: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    };
     let consumer: async_nats::jetstream::consumer::PullConsumer = stream
         .create_consumer(pull::Config {
             filter_subject: subject.to_owned(),
@@ -267,12 +229,12 @@ pub async fn read_raw_nats(
         .await
         .expect("create consumer");
     let mut messages = consumer.messages().await.expect("consume");
-    let deadline = Instant::now() + wait;
     let mut out = Vec::new();
     loop {
         let remaining = if out.len() < at_least {
             deadline.saturating_duration_since(Instant::now())
         } else {
+            // Got what was expected: a short grace period to catch any duplicate.
             Duration::from_millis(300)
         };
         match tokio::time::timeout(remaining, messages.next()).await {
@@ -291,7 +253,11 @@ pub async fn read_raw_nats(
                             .collect()
                     })
                     .unwrap_or_default();
-                out.push((headers, m.payload.to_vec()));
+                out.push(RawMessage {
+                    subject: m.subject.to_string(),
+                    headers,
+                    payload: m.payload.to_vec(),
+                });
             }
             Ok(Some(Err(e))) => panic!("consuming from NATS: {e}"),
             Ok(None) | Err(_) => break,

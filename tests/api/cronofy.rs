@@ -307,7 +307,7 @@ async fn cronofy_webhook_with_malformed_payload_is_dead_lettered_not_published()
     assert_eq!(letters.len(), 2);
     let codec = hookbridge::dead_letter::DeadLetterCodec::get().unwrap();
     for ((body, code), raw) in cases.iter().zip(&letters) {
-        let letter = codec.decode(&raw.1).unwrap();
+        let letter = codec.decode(&raw.payload).unwrap();
         assert_eq!(
             (
                 letter.source.as_str(),
@@ -327,7 +327,7 @@ async fn cronofy_webhook_with_malformed_payload_is_dead_lettered_not_published()
             letter.headers
         );
         assert_eq!(
-            raw.0.get("content-type").map(String::as_str),
+            raw.headers.get("content-type").map(String::as_str),
             Some(hookbridge::dead_letter::DEAD_LETTER_CONTENT_TYPE)
         );
     }

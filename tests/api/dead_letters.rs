@@ -90,7 +90,7 @@ async fn redriven_once(broker: &str) {
         "nats" => read_raw_nats(&nats.url(), &stream, &dl_topic, 1, Duration::from_secs(10))
             .await
             .into_iter()
-            .map(|(_, b)| b)
+            .map(|m| m.payload)
             .collect(),
         _ => read_raw_kafka(&kafka.bootstrap(), &dl_topic, 1).await,
     };
