@@ -1,0 +1,150 @@
+//! Dead letters: what a verified webhook becomes when it cannot be mapped, or when the broker
+//! refuses it for good. Kept on the source's dead-letter topic (spooled if the broker is down),
+//! answered 2xx, and recoverable with `hookbridge redrive`.
+
+use super::*;
+
+impl Pipeline {
+    /// The drainer's answer to a spooled event the broker refuses for good: a publish-stage dead
+    /// letter carrying the encoded event. True when it is safe there (the entry may be removed).
+    pub async fn dead_letter_spooled(&self, entry: &SpoolEntry, error: &PublishError) -> bool {
+        if entry.message.cloudevent.content_type == DEAD_LETTER_CONTENT_TYPE {
+            // A dead letter the broker refuses stays in the spool for an operator (and the spool
+            // depth alert): there is nowhere further to put it.
+            tracing::error!(source = %entry.source, topic = %entry.message.topic, error = %error, "the broker refuses a dead letter");
+            return false;
+        }
+        let Some(source) = self.source(&entry.source).cloned() else {
+            tracing::error!(source = %entry.source, "spooled for a source that is no longer configured");
+            return false;
+        };
+        let letter = DeadLetter::new(DeadLetterInput {
+            source: &entry.source,
+            provider: source.config.provider.kind(),
+            stage: Stage::Publish,
+            reason_code: error.code(),
+            reason_message: error.to_string(),
+            received_at: time::OffsetDateTime::now_utc(),
+            body: bytes::Bytes::from(entry.message.payload.clone()),
+            body_content_type: entry.message.cloudevent.content_type,
+            headers: &actix_web::http::header::HeaderMap::new(),
+            event_id: Some(&entry.message.dedup_key),
+            topic: Some(&entry.message.topic),
+        });
+        self.dead_letter(&source, letter).await.is_ok()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn letter(
+        &self,
+        source: &Source,
+        request: &WebhookRequest<'_>,
+        stage: Stage,
+        code: &str,
+        message: String,
+        event_id: Option<&str>,
+        topic: Option<&str>,
+    ) -> DeadLetter {
+        let provider = &source.config.provider;
+        DeadLetter::new(DeadLetterInput {
+            source: &source.config.name,
+            provider: provider.kind(),
+            stage,
+            reason_code: code,
+            reason_message: message,
+            received_at: request.received_at,
+            body: provider.redact_for_dead_letter(request.body),
+            body_content_type: request
+                .headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("application/octet-stream"),
+            headers: request.headers,
+            event_id,
+            topic,
+        })
+    }
+
+    /// Publishes a dead letter to the source's dead-letter topic (spooling it if the broker is down
+    /// and the source spools). Answered 2xx: the webhook is kept, the provider must not resend.
+    pub async fn dead_letter(
+        &self,
+        source: &Source,
+        letter: DeadLetter,
+    ) -> Result<Accepted, PipelineError> {
+        let name = source.config.name.as_str();
+        let codec = DeadLetterCodec::get()
+            .map_err(|e| PipelineError::Encode(EncodeError::from(e.to_string())))?;
+        let payload = codec
+            .encode(&letter)
+            .map_err(|e| PipelineError::Encode(EncodeError::from(e.to_string())))?;
+        let topic = source.config.dead_letter_topic.render(&TopicVars {
+            source: name,
+            provider: source.config.provider.kind(),
+            event_type: "dead_letter",
+        });
+        let time = letter
+            .received_at
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let message = OutboundMessage {
+            topic,
+            key: name.to_owned(),
+            dedup_key: letter.id.clone(),
+            cloudevent: CloudEventAttributes {
+                attributes: vec![
+                    ("specversion", "1.0".to_owned()),
+                    ("id", letter.id.clone()),
+                    ("source", format!("/hookbridge/sources/{name}")),
+                    (
+                        "type",
+                        format!("{}dead_letter", crate::event::cloudevents::TYPE_PREFIX),
+                    ),
+                    ("time", time),
+                    (
+                        "dataschema",
+                        format!(
+                            "urn:avro:{DEAD_LETTER_SCHEMA_NAME}:rabin:{}",
+                            codec.fingerprint()
+                        ),
+                    ),
+                ],
+                content_type: DEAD_LETTER_CONTENT_TYPE,
+            },
+            payload,
+        };
+        let stage = letter.stage.as_str();
+        let reason = letter.reason_code.clone();
+        let delivered = match self.publish(&source.publisher, &message).await {
+            Ok(()) => Ok(()),
+            Err(e) => match (&self.spool, e) {
+                (Some(spool), PublishError::Timeout(_) | PublishError::Unavailable(_))
+                    if source.config.on_broker_failure == BrokerFailure::Spool =>
+                {
+                    let entry = SpoolEntry {
+                        publisher: source.publisher.name.clone(),
+                        source: name.to_owned(),
+                        dedup_key: letter.id.clone(),
+                        message,
+                    };
+                    let spool = spool.clone();
+                    tokio::task::spawn_blocking(move || spool.push(&entry))
+                        .await
+                        .unwrap_or_else(|e| Err(SpoolError::Storage(format!("spool task: {e}"))))
+                        .map(|_| ())
+                        .map_err(PipelineError::Spool)
+                }
+                (_, e) => Err(PipelineError::Publish(e)),
+            },
+        };
+        delivered?;
+        self.metrics
+            .dead_letters
+            .with_label_values(&[name, stage, &reason])
+            .inc();
+        tracing::warn!(source = name, stage, reason = %reason, dead_letter = %letter.id, "dead-lettered");
+        Ok(Accepted::DeadLettered {
+            code: letter.reason_code,
+        })
+    }
+}

@@ -1,0 +1,38 @@
+//! Durable acceptance from the pipeline's side: writing an accepted event to the spool.
+
+use super::*;
+
+impl Pipeline {
+    /// Writes an accepted event to the spool (fsync'd) for the drainer to publish later.
+    pub(super) async fn spool_event(
+        &self,
+        spool: &Arc<Spool>,
+        source: &Source,
+        key: String,
+        revision: Revision,
+        message: OutboundMessage,
+        event_id: EventId,
+    ) -> Result<Accepted, PipelineError> {
+        let entry = SpoolEntry {
+            publisher: source.publisher.name.clone(),
+            source: source.config.name.clone(),
+            dedup_key: key.clone(),
+            message,
+        };
+        let spool = spool.clone();
+        let pushed = tokio::task::spawn_blocking(move || spool.push(&entry))
+            .await
+            .unwrap_or_else(|e| Err(SpoolError::Storage(format!("spool task: {e}"))));
+        match pushed {
+            Ok(_) => {
+                // Safe on disk: from the provider's point of view the event is delivered.
+                self.confirm(&key, revision).await;
+                Ok(Accepted::Spooled { event_id })
+            }
+            Err(e) => {
+                self.release(&key).await;
+                Err(PipelineError::Spool(e))
+            }
+        }
+    }
+}
