@@ -15,6 +15,7 @@
 //! - [`metrics`]: the Prometheus catalogue.
 //! - [`dedup`], [`spool`], [`redrive`]: the delivery guarantees: one event per dedup key, durable
 //!   acceptance while a broker is down, and recovering dead letters once a mapping is fixed.
+//! - [`reconcile`]: pulling what a provider's push missed (Docplanner), through the same pipeline.
 //! - [`startup`], [`shutdown`], [`telemetry`], [`cli`]: running the process.
 
 pub mod cli;
@@ -27,6 +28,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod providers;
 pub mod publish;
+pub mod reconcile;
 pub mod redrive;
 pub mod shutdown;
 pub mod spool;

@@ -21,6 +21,7 @@ use crate::http::{AppState, routes};
 use crate::metrics::Metrics;
 use crate::pipeline::{Pipeline, Source};
 use crate::publish::{AnyPublisher, NamedPublisher, Publisher};
+use crate::reconcile::Reconciler;
 use crate::spool::Spool;
 use crate::spool::drain::{Drainer, OnRejected};
 
@@ -49,6 +50,8 @@ pub struct Application {
     pipeline: Arc<Pipeline>,
     health_task: tokio::task::JoinHandle<()>,
     drain_task: Option<tokio::task::JoinHandle<()>>,
+    reconcilers: Vec<tokio::task::JoinHandle<()>>,
+    stop_reconcilers: tokio::sync::watch::Sender<bool>,
     shutting_down: Arc<AtomicBool>,
     shutdown_delay: Duration,
 }
@@ -82,6 +85,22 @@ impl Application {
                 .run(),
             )
         });
+
+        // Reconcilers (Docplanner pull/release) run beside the server and stop with it.
+        let (stop_reconcilers, stop_signal) = tokio::sync::watch::channel(false);
+        let mut reconcilers = Vec::new();
+        for source in pipeline.sources() {
+            if let Some(reconcile) = &source.config.reconcile {
+                let reconciler =
+                    Reconciler::new(pipeline.clone(), source.clone(), reconcile.clone()).map_err(
+                        |reason| StartupError::Publisher {
+                            name: source.config.name.clone(),
+                            reason,
+                        },
+                    )?;
+                reconcilers.push(tokio::spawn(reconciler.run(stop_signal.clone())));
+            }
+        }
 
         // One round before serving, so /readyz is truthful from the first probe.
         let interval = config.server.health_interval;
@@ -125,6 +144,8 @@ impl Application {
             pipeline,
             health_task,
             drain_task,
+            reconcilers,
+            stop_reconcilers,
             shutting_down,
             shutdown_delay: config.server.shutdown_delay,
         })
@@ -165,6 +186,16 @@ impl Application {
         });
         let result = self.server.await;
         stopper.abort();
+        // Reconcilers finish the notification in hand, then stop.
+        let _stopping = self.stop_reconcilers.send(true);
+        for reconciler in self.reconcilers {
+            if tokio::time::timeout(Duration::from_secs(10), reconciler)
+                .await
+                .is_err()
+            {
+                tracing::warn!("a reconciler did not stop within 10 s");
+            }
+        }
         self.health_task.abort();
         // The spool needs no closing: every accepted entry was committed durably when it was
         // answered, and an entry is removed only after its broker acknowledged it.

@@ -16,7 +16,7 @@ pub use load::{LoadError, load_file, load_str};
 pub use secret::{Secret, SecretRef};
 pub use validate::{
     BrokerFailure, Config, ConfigIssue, DedupConfig, KafkaConfig, LogFormat, NatsConfig,
-    NatsStorage, PublisherConfig, ServerConfig, SourceConfig, SpoolConfig,
+    NatsStorage, PublisherConfig, ReconcileConfig, ServerConfig, SourceConfig, SpoolConfig,
 };
 
 /// The config file as written (`hookbridge.toml`), before validation.
@@ -206,6 +206,8 @@ pub struct RawSource {
     pub verify: toml::Table,
     /// Source IP allowlist, checked before the provider's own verification.
     pub allow: Option<RawAllow>,
+    /// Docplanner only: pull what the push missed and ask for re-delivery. Off when absent.
+    pub reconcile: Option<RawReconcile>,
     /// Where this source's dead letters go (same publisher), a template like `topic`.
     #[serde(default = "default_dead_letter_topic")]
     pub dead_letter_topic: String,
@@ -216,6 +218,43 @@ pub struct RawSource {
     /// How long a delivered event's key is remembered, in seconds; defaults to the provider's
     /// retry horizon (SNS about an hour, Cronofy 24 h, Docplanner's 14-day re-dispatch).
     pub dedup_window_secs: Option<u64>,
+}
+
+/// `[sources.NAME.reconcile]` (Docplanner Integrations API v3)
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReconcile {
+    /// API base, for example `https://www.znanylekarz.pl/api/v3/integration`.
+    pub base_url: String,
+    /// OAuth2 token endpoint, for example `https://www.znanylekarz.pl/oauth/v2/token`.
+    pub token_url: String,
+    pub client_id: SecretRef,
+    pub client_secret: SecretRef,
+    /// Pull `/notifications/multiple` until nothing remains, every `interval_secs`.
+    #[serde(default = "default_true")]
+    pub pull: bool,
+    /// Call `/notifications/release` (at most once an hour) so Docplanner pushes again what it
+    /// considers unprocessed.
+    #[serde(default)]
+    pub release: bool,
+    #[serde(default = "default_reconcile_interval")]
+    pub interval_secs: u64,
+    /// Notifications per pull request, 1 to 100.
+    #[serde(default = "default_reconcile_batch")]
+    pub batch: u32,
+    /// Seconds between releases; Docplanner allows one an hour.
+    #[serde(default = "default_release_interval")]
+    pub release_interval_secs: u64,
+}
+
+fn default_reconcile_interval() -> u64 {
+    60
+}
+fn default_reconcile_batch() -> u32 {
+    100
+}
+fn default_release_interval() -> u64 {
+    3600
 }
 
 /// `[sources.NAME.allow]`

@@ -49,6 +49,20 @@ pub struct SpoolConfig {
     pub max_bytes: u64,
 }
 
+/// A Docplanner source's reconciler.
+#[derive(Debug, Clone)]
+pub struct ReconcileConfig {
+    pub base_url: String,
+    pub token_url: String,
+    pub client_id: Secret,
+    pub client_secret: Secret,
+    pub pull: bool,
+    pub release: bool,
+    pub interval: Duration,
+    pub batch: u32,
+    pub release_interval: Duration,
+}
+
 /// What a source does when its broker does not acknowledge in time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BrokerFailure {
@@ -130,6 +144,7 @@ pub struct SourceConfig {
     pub topic: TopicTemplate,
     pub body_limit_bytes: usize,
     pub allow: Option<IpAllowlist>,
+    pub reconcile: Option<ReconcileConfig>,
     /// How long a published event's dedup key is remembered.
     pub dedup_window: Duration,
     pub dead_letter_topic: TopicTemplate,
@@ -526,6 +541,74 @@ fn validate_source(
         return None;
     }
     let provider = provider?;
+    let reconcile = match &raw.reconcile {
+        None => None,
+        Some(r) => {
+            let k = format!("{key}.reconcile");
+            let mut ok = true;
+            if !matches!(provider, AnyProvider::Docplanner(_)) {
+                issues.push(ConfigIssue::new(
+                    &k,
+                    "reconciliation exists for docplanner sources only",
+                ));
+                ok = false;
+            }
+            for (field, url) in [("base_url", &r.base_url), ("token_url", &r.token_url)] {
+                if !(url.starts_with("https://") || url.starts_with("http://")) {
+                    issues.push(ConfigIssue::new(
+                        format!("{k}.{field}"),
+                        "expected an http(s) URL",
+                    ));
+                    ok = false;
+                }
+            }
+            if !(1..=100).contains(&r.batch) {
+                issues.push(ConfigIssue::new(
+                    format!("{k}.batch"),
+                    "must be between 1 and 100",
+                ));
+                ok = false;
+            }
+            if r.release_interval_secs < 3600 {
+                issues.push(ConfigIssue::new(
+                    format!("{k}.release_interval_secs"),
+                    "Docplanner allows one release an hour",
+                ));
+                ok = false;
+            }
+            if r.interval_secs == 0 {
+                issues.push(ConfigIssue::new(
+                    format!("{k}.interval_secs"),
+                    "must be at least 1",
+                ));
+                ok = false;
+            }
+            let id = r
+                .client_id
+                .resolve(env)
+                .map_err(|e| issues.push(ConfigIssue::new(format!("{k}.client_id"), e)))
+                .ok();
+            let secret = r
+                .client_secret
+                .resolve(env)
+                .map_err(|e| issues.push(ConfigIssue::new(format!("{k}.client_secret"), e)))
+                .ok();
+            match (ok, id, secret) {
+                (true, Some(client_id), Some(client_secret)) => Some(ReconcileConfig {
+                    base_url: r.base_url.trim_end_matches('/').to_owned(),
+                    token_url: r.token_url.clone(),
+                    client_id,
+                    client_secret,
+                    pull: r.pull,
+                    release: r.release,
+                    interval: Duration::from_secs(r.interval_secs),
+                    batch: r.batch,
+                    release_interval: Duration::from_secs(r.release_interval_secs),
+                }),
+                _ => return None,
+            }
+        }
+    };
     let dead_letter_topic = match TopicTemplate::parse(&raw.dead_letter_topic) {
         Ok(t) => t,
         Err(reason) => {
@@ -555,6 +638,7 @@ fn validate_source(
         None => BrokerFailure::Reject,
     };
     Some(SourceConfig {
+        reconcile,
         dead_letter_topic,
         on_broker_failure,
         dedup_window: raw

@@ -43,6 +43,13 @@ pub struct Metrics {
     pub spool_bytes: IntGauge,
     /// `hookbridge_spool_drained_total{source}`: spooled events later delivered to the broker.
     pub spool_drained: IntCounterVec,
+    /// `hookbridge_reconcile_notifications_total{source, outcome}`: notifications pulled from the
+    /// provider's API (`pulled`) and what became of each (`published`, `duplicate`, ...).
+    pub reconcile_notifications: IntCounterVec,
+    /// `hookbridge_reconcile_releases_total{source, outcome}`: re-delivery requests.
+    pub reconcile_releases: IntCounterVec,
+    /// `hookbridge_reconcile_errors_total{source, operation}`: failed provider API calls.
+    pub reconcile_errors: IntCounterVec,
     /// `hookbridge_build_info{version}`: always 1.
     pub build_info: IntGaugeVec,
 }
@@ -130,6 +137,27 @@ impl Metrics {
             "hookbridge_in_flight_requests",
             "Webhook requests being handled.",
         )?;
+        let reconcile_notifications = IntCounterVec::new(
+            Opts::new(
+                "hookbridge_reconcile_notifications_total",
+                "Notifications pulled by reconciliation, by outcome.",
+            ),
+            &["source", "outcome"],
+        )?;
+        let reconcile_releases = IntCounterVec::new(
+            Opts::new(
+                "hookbridge_reconcile_releases_total",
+                "Re-delivery (release) requests, by outcome.",
+            ),
+            &["source", "outcome"],
+        )?;
+        let reconcile_errors = IntCounterVec::new(
+            Opts::new(
+                "hookbridge_reconcile_errors_total",
+                "Failed calls to a provider's API during reconciliation.",
+            ),
+            &["source", "operation"],
+        )?;
         let build_info = IntGaugeVec::new(
             Opts::new("hookbridge_build_info", "Build information; always 1."),
             &["version"],
@@ -147,6 +175,9 @@ impl Metrics {
         registry.register(Box::new(spool_events.clone()))?;
         registry.register(Box::new(spool_bytes.clone()))?;
         registry.register(Box::new(spool_drained.clone()))?;
+        registry.register(Box::new(reconcile_notifications.clone()))?;
+        registry.register(Box::new(reconcile_releases.clone()))?;
+        registry.register(Box::new(reconcile_errors.clone()))?;
         registry.register(Box::new(build_info.clone()))?;
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
@@ -166,6 +197,9 @@ impl Metrics {
             spool_events,
             spool_bytes,
             spool_drained,
+            reconcile_notifications,
+            reconcile_releases,
+            reconcile_errors,
             build_info,
         })
     }

@@ -136,6 +136,10 @@ impl Pipeline {
         self.sources.get(name)
     }
 
+    pub fn sources(&self) -> impl Iterator<Item = &Arc<Source>> {
+        self.sources.values()
+    }
+
     pub fn publishers(&self) -> &[Arc<NamedPublisher>] {
         &self.publishers
     }

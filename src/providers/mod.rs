@@ -68,6 +68,15 @@ impl<'a> Verified<'a> {
         Verified { request, facts }
     }
 
+    /// A notification pulled from the provider's own API, over TLS with our OAuth credentials:
+    /// authentic by how it was obtained.
+    pub(crate) fn pulled(request: &'a WebhookRequest<'a>) -> Self {
+        Verified {
+            request,
+            facts: Facts::None,
+        }
+    }
+
     /// A dead letter being redriven: verified when it was received (see `redrive_facts`).
     pub(crate) fn for_redrive(request: &'a WebhookRequest<'a>, facts: Facts) -> Self {
         Verified { request, facts }
