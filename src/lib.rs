@@ -16,6 +16,7 @@
 //! - [`dedup`], [`spool`], [`redrive`]: the delivery guarantees: one event per dedup key, durable
 //!   acceptance while a broker is down, and recovering dead letters once a mapping is fixed.
 //! - [`reconcile`]: pulling what a provider's push missed (Docplanner), through the same pipeline.
+//! - [`reload`]: secret rotation without a restart (SIGHUP or a changed file).
 //! - [`startup`], [`shutdown`], [`telemetry`], [`cli`]: running the process.
 
 pub mod cli;
@@ -30,6 +31,7 @@ pub mod providers;
 pub mod publish;
 pub mod reconcile;
 pub mod redrive;
+pub mod reload;
 pub mod shutdown;
 pub mod spool;
 pub mod startup;

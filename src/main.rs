@@ -73,7 +73,8 @@ fn main() -> ExitCode {
             }
         }
         Command::Serve { config } => {
-            let config = match load_and_validate(&config, &env) {
+            let path = config;
+            let config = match load_and_validate(&path, &env) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
@@ -85,14 +86,14 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            runtime.block_on(serve(config))
+            runtime.block_on(serve(config, path, env))
         }
     }
 }
 
-async fn serve(config: Config) -> ExitCode {
+async fn serve(config: Config, path: std::path::PathBuf, env: HashMap<String, String>) -> ExitCode {
     let app = match Application::build(config).await {
-        Ok(app) => app,
+        Ok(app) => app.watch_config(path, env),
         Err(e) => {
             tracing::error!(error = %e, "startup failed");
             return ExitCode::FAILURE;

@@ -138,6 +138,7 @@ async fn redrive_one(
     letter: &DeadLetter,
 ) -> Result<Accepted, String> {
     let source = pipeline.source(source_name).ok_or("source vanished")?;
+    let source = &source;
     if letter.body_content_type == crate::event::avro::EVENT_CONTENT_TYPE {
         // A spooled event the broker refused: already mapped, nothing for a fixed mapping to do.
         return Err(

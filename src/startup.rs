@@ -51,6 +51,8 @@ pub struct Application {
     health_task: tokio::task::JoinHandle<()>,
     drain_task: Option<tokio::task::JoinHandle<()>>,
     reconcilers: Vec<tokio::task::JoinHandle<()>>,
+    reload_task: Option<tokio::task::JoinHandle<()>>,
+    reload_interval: Duration,
     stop_reconcilers: tokio::sync::watch::Sender<bool>,
     shutting_down: Arc<AtomicBool>,
     shutdown_delay: Duration,
@@ -145,6 +147,8 @@ impl Application {
             health_task,
             drain_task,
             reconcilers,
+            reload_task: None,
+            reload_interval: config.server.reload_interval,
             stop_reconcilers,
             shutting_down,
             shutdown_delay: config.server.shutdown_delay,
@@ -157,6 +161,13 @@ impl Application {
 
     pub fn pipeline(&self) -> &Arc<Pipeline> {
         &self.pipeline
+    }
+
+    /// Re-reads `path` (and the secret files it references) on SIGHUP and when they change.
+    pub fn watch_config(mut self, path: std::path::PathBuf, env: HashMap<String, String>) -> Self {
+        let reloader = crate::reload::Reloader::new(path, env, self.pipeline.clone());
+        self.reload_task = Some(tokio::spawn(reloader.run(self.reload_interval)));
+        self
     }
 
     pub fn handle(&self) -> ServerHandle {
@@ -197,6 +208,9 @@ impl Application {
             }
         }
         self.health_task.abort();
+        if let Some(reload) = &self.reload_task {
+            reload.abort();
+        }
         // The spool needs no closing: every accepted entry was committed durably when it was
         // answered, and an entry is removed only after its broker acknowledged it.
         if let Some(drain) = &self.drain_task {
@@ -266,6 +280,9 @@ pub async fn build_pipeline(
         Some(s) => {
             let spool = Spool::open(&s.path, s.max_bytes)
                 .map_err(|e| StartupError::Spool(e.to_string()))?;
+            metrics
+                .spool_capacity
+                .set(i64::try_from(s.max_bytes).unwrap_or(i64::MAX));
             let (events, bytes) = spool.depth();
             if events > 0 {
                 tracing::warn!(

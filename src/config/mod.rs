@@ -111,6 +111,8 @@ pub struct RawServer {
     pub shutdown_delay_ms: u64,
     /// After that, how long in-flight requests get to finish before the process exits anyway.
     pub shutdown_grace_secs: u64,
+    /// How often to look for a changed config file or `file:` secret (0: only on SIGHUP).
+    pub reload_interval_ms: u64,
 }
 
 impl Default for RawServer {
@@ -126,6 +128,7 @@ impl Default for RawServer {
             max_in_flight: 4096,
             shutdown_delay_ms: 0,
             shutdown_grace_secs: 20,
+            reload_interval_ms: 2_000,
         }
     }
 }

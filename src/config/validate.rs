@@ -95,6 +95,7 @@ pub struct ServerConfig {
     pub max_in_flight: usize,
     pub shutdown_delay: Duration,
     pub shutdown_grace: Duration,
+    pub reload_interval: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -285,6 +286,7 @@ fn validate_server(raw: &RawServer, issues: &mut Vec<ConfigIssue>) -> Option<Ser
         max_in_flight: raw.max_in_flight,
         shutdown_delay: Duration::from_millis(raw.shutdown_delay_ms),
         shutdown_grace: Duration::from_secs(raw.shutdown_grace_secs),
+        reload_interval: Duration::from_millis(raw.reload_interval_ms),
     })
 }
 

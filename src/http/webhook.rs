@@ -65,7 +65,7 @@ pub async fn receive(
         peer: request.peer_addr().map(|a| a.ip()),
         received_at: OffsetDateTime::now_utc(),
     };
-    let result = pipeline.process(source, &webhook).await;
+    let result = pipeline.process(&source, &webhook).await;
     let outcome = match &result {
         Ok(Accepted::Published { .. }) => "published",
         Ok(Accepted::Handled { .. }) => "handled",

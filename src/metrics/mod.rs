@@ -41,6 +41,8 @@ pub struct Metrics {
     pub spool_events: IntGauge,
     /// `hookbridge_spool_bytes`: bytes those events take on disk.
     pub spool_bytes: IntGauge,
+    /// `hookbridge_spool_capacity_bytes`: the spool's configured bound (`[spool] max_bytes`).
+    pub spool_capacity: IntGauge,
     /// `hookbridge_spool_drained_total{source}`: spooled events later delivered to the broker.
     pub spool_drained: IntCounterVec,
     /// `hookbridge_reconcile_notifications_total{source, outcome}`: notifications pulled from the
@@ -50,6 +52,8 @@ pub struct Metrics {
     pub reconcile_releases: IntCounterVec,
     /// `hookbridge_reconcile_errors_total{source, operation}`: failed provider API calls.
     pub reconcile_errors: IntCounterVec,
+    /// `hookbridge_config_reloads_total{outcome}`: configuration reloads (`success`, `failure`).
+    pub config_reloads: IntCounterVec,
     /// `hookbridge_build_info{version}`: always 1.
     pub build_info: IntGaugeVec,
 }
@@ -126,6 +130,10 @@ impl Metrics {
             "hookbridge_spool_bytes",
             "Bytes the spooled events take on disk.",
         )?;
+        let spool_capacity = IntGauge::new(
+            "hookbridge_spool_capacity_bytes",
+            "The spool's bound in bytes; full means 503 (0 when no spool is configured).",
+        )?;
         let spool_drained = IntCounterVec::new(
             Opts::new(
                 "hookbridge_spool_drained_total",
@@ -158,6 +166,13 @@ impl Metrics {
             ),
             &["source", "operation"],
         )?;
+        let config_reloads = IntCounterVec::new(
+            Opts::new(
+                "hookbridge_config_reloads_total",
+                "Configuration reloads (SIGHUP or a changed file), by outcome; a failure keeps the running config.",
+            ),
+            &["outcome"],
+        )?;
         let build_info = IntGaugeVec::new(
             Opts::new("hookbridge_build_info", "Build information; always 1."),
             &["version"],
@@ -175,9 +190,11 @@ impl Metrics {
         registry.register(Box::new(spool_events.clone()))?;
         registry.register(Box::new(spool_bytes.clone()))?;
         registry.register(Box::new(spool_drained.clone()))?;
+        registry.register(Box::new(spool_capacity.clone()))?;
         registry.register(Box::new(reconcile_notifications.clone()))?;
         registry.register(Box::new(reconcile_releases.clone()))?;
         registry.register(Box::new(reconcile_errors.clone()))?;
+        registry.register(Box::new(config_reloads.clone()))?;
         registry.register(Box::new(build_info.clone()))?;
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
@@ -197,9 +214,11 @@ impl Metrics {
             spool_events,
             spool_bytes,
             spool_drained,
+            spool_capacity,
             reconcile_notifications,
             reconcile_releases,
             reconcile_errors,
+            config_reloads,
             build_info,
         })
     }

@@ -14,7 +14,7 @@ impl Pipeline {
             tracing::error!(source = %entry.source, topic = %entry.message.topic, error = %error, "the broker refuses a dead letter");
             return false;
         }
-        let Some(source) = self.source(&entry.source).cloned() else {
+        let Some(source) = self.source(&entry.source) else {
             tracing::error!(source = %entry.source, "spooled for a source that is no longer configured");
             return false;
         };

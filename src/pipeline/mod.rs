@@ -6,7 +6,7 @@
 //! (reconciler, redrive) count the same way.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::config::{BrokerFailure, SourceConfig};
@@ -103,7 +103,8 @@ mod dead_letters;
 mod spooling;
 
 pub struct Pipeline {
-    sources: HashMap<String, Arc<Source>>,
+    /// Swapped whole on a config reload; requests keep the `Arc<Source>` they started with.
+    sources: RwLock<Arc<HashMap<String, Arc<Source>>>>,
     publishers: Vec<Arc<NamedPublisher>>,
     metrics: Metrics,
     codec: &'static EventCodec,
@@ -122,7 +123,7 @@ impl Pipeline {
         spool: Option<Arc<Spool>>,
     ) -> Result<Self, EncodeError> {
         Ok(Pipeline {
-            sources,
+            sources: RwLock::new(Arc::new(sources)),
             publishers,
             metrics,
             codec: EventCodec::get()?,
@@ -132,12 +133,22 @@ impl Pipeline {
         })
     }
 
-    pub fn source(&self, name: &str) -> Option<&Arc<Source>> {
-        self.sources.get(name)
+    pub fn source(&self, name: &str) -> Option<Arc<Source>> {
+        self.sources.read().ok().and_then(|s| s.get(name).cloned())
     }
 
-    pub fn sources(&self) -> impl Iterator<Item = &Arc<Source>> {
-        self.sources.values()
+    pub fn sources(&self) -> Vec<Arc<Source>> {
+        self.sources
+            .read()
+            .map(|s| s.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Installs a new source table (config reload). In-flight requests finish with the old one.
+    pub fn replace_sources(&self, sources: HashMap<String, Arc<Source>>) {
+        if let Ok(mut current) = self.sources.write() {
+            *current = Arc::new(sources);
+        }
     }
 
     pub fn publishers(&self) -> &[Arc<NamedPublisher>] {

@@ -15,5 +15,6 @@ mod helpers;
 mod ingress;
 mod lifecycle;
 mod reconcile;
+mod reload;
 mod secrets_in_logs;
 mod spool;
