@@ -303,6 +303,11 @@ pub async fn build_pipeline(
         dedup,
         spool.clone(),
     )?);
+    let certificates = crate::metrics::sns::SnsCertificateCollector::new(&pipeline)?;
+    pipeline
+        .metrics()
+        .registry()
+        .register(Box::new(certificates))?;
     Ok((pipeline, spool))
 }
 

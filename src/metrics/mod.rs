@@ -4,6 +4,8 @@
 //! Label values are bounded: configured source and publisher names, provider kinds, and the fixed
 //! outcome and reason codes. Never ids, paths or anything a sender chose.
 
+pub mod sns;
+
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
@@ -221,6 +223,11 @@ impl Metrics {
             config_reloads,
             build_info,
         })
+    }
+
+    /// The registry these metrics live in, for collectors registered after the pipeline exists.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
     }
 
     /// The Prometheus text exposition of every registered metric.

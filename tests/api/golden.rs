@@ -431,4 +431,20 @@ async fn golden_fixtures_publish_once_through_both_brokers_and_forgeries_are_ref
         "golden fixtures failed:\n{}",
         failures.join("\n")
     );
+    // The SNS fixtures' certificate came from cert_dir once per source, then from the cache.
+    for source in ["timetap-sns-n", "timetap-sns-k"] {
+        let hits = app.metric(
+            "hookbridge_sns_certificate_cache_hits_total",
+            &[("source", source)],
+        );
+        assert!(hits >= 1.0, "{source}: certificate cache hits {hits}");
+        assert_eq!(
+            app.metric(
+                "hookbridge_sns_certificate_fetches_total",
+                &[("source", source)]
+            ),
+            0.0,
+            "no network"
+        );
+    }
 }
