@@ -98,6 +98,14 @@ impl Reloader {
         })?;
         let sources = build_sources(&config, &self.pipeline)?;
         let count = sources.len();
+        for source in sources.values() {
+            let provider = crate::providers::Provider::kind(&source.config.provider);
+            self.pipeline.metrics().initialize_source(
+                &source.config.name,
+                provider,
+                source.config.reconcile.is_some(),
+            );
+        }
         self.pipeline.replace_sources(sources);
         Ok(count)
     }

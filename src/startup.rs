@@ -303,6 +303,19 @@ pub async fn build_pipeline(
         dedup,
         spool.clone(),
     )?);
+    for publisher in pipeline.publishers() {
+        pipeline
+            .metrics()
+            .initialize_publisher(&publisher.name, publisher.inner.broker());
+    }
+    for source in pipeline.sources() {
+        let provider = crate::providers::Provider::kind(&source.config.provider);
+        pipeline.metrics().initialize_source(
+            &source.config.name,
+            provider,
+            source.config.reconcile.is_some(),
+        );
+    }
     let certificates = crate::metrics::sns::SnsCertificateCollector::new(&pipeline)?;
     pipeline
         .metrics()

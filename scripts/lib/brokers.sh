@@ -38,6 +38,7 @@ HB_PIP_PINS=(
     "confluent-kafka==2.16.1"  # bundles librdkafka 2.16.0
     "fastavro==1.13.1"
     "nats-py==2.16.0"
+    "prometheus-client==0.26.0"  # an independent parser for /metrics in the tests
 )
 HB_TANSU_EXPECTED_VERSION="tansu 0.6."
 

@@ -11,6 +11,19 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
+/// Every `outcome` of `hookbridge_webhooks_total`.
+pub const OUTCOMES: &[&str] = &[
+    "published",
+    "duplicate",
+    "spooled",
+    "dead_lettered",
+    "handled",
+    "rejected",
+    "failed",
+    "too_large",
+    "overloaded",
+];
+
 /// Request and publish latency buckets, in seconds: dense below the providers' 5 s deadline.
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -198,6 +211,9 @@ impl Metrics {
         registry.register(Box::new(reconcile_errors.clone()))?;
         registry.register(Box::new(config_reloads.clone()))?;
         registry.register(Box::new(build_info.clone()))?;
+        for outcome in ["success", "failure"] {
+            config_reloads.with_label_values(&[outcome]);
+        }
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
@@ -223,6 +239,47 @@ impl Metrics {
             config_reloads,
             build_info,
         })
+    }
+
+    /// Creates the label sets a source will use, at zero, so `rate()` and alerts see them before
+    /// the first event (Prometheus treats a missing series differently from a zero).
+    pub fn initialize_source(&self, source: &str, provider: &str, reconciles: bool) {
+        for outcome in OUTCOMES {
+            self.webhooks
+                .with_label_values(&[source, provider, outcome]);
+        }
+        self.dedup_hits.with_label_values(&[source, provider]);
+        self.spool_drained.with_label_values(&[source]);
+        if reconciles {
+            for outcome in [
+                "pulled",
+                "published",
+                "duplicate",
+                "spooled",
+                "dead_lettered",
+                "failed",
+            ] {
+                self.reconcile_notifications
+                    .with_label_values(&[source, outcome]);
+            }
+            for outcome in ["released", "rate_limited", "failed"] {
+                self.reconcile_releases
+                    .with_label_values(&[source, outcome]);
+            }
+            for operation in ["pull", "release"] {
+                self.reconcile_errors
+                    .with_label_values(&[source, operation]);
+            }
+        }
+    }
+
+    /// The same for a publisher.
+    pub fn initialize_publisher(&self, publisher: &str, broker: &str) {
+        for reason in ["publish_timeout", "broker_unavailable", "broker_rejected"] {
+            self.broker_errors
+                .with_label_values(&[publisher, broker, reason]);
+        }
+        self.publisher_up.with_label_values(&[publisher, broker]);
     }
 
     /// The registry these metrics live in, for collectors registered after the pipeline exists.

@@ -14,6 +14,7 @@ mod golden;
 mod helpers;
 mod ingress;
 mod lifecycle;
+mod metrics_catalogue;
 mod reconcile;
 mod reload;
 mod secrets_in_logs;
