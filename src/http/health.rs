@@ -1,5 +1,10 @@
-//! `/healthz` (the process is alive), `/readyz` (every publisher passed its last health check, so a
-//! webhook sent now can be acknowledged) and `/metrics`.
+//! `/healthz` (the process is alive), `/readyz` (a webhook sent now can be made safe) and
+//! `/metrics`.
+//!
+//! Readiness: every publisher passed its last health check, or, with a spool that still has room,
+//! the gateway is *degraded but ready*: it can still accept durably. Without that, a broker outage
+//! would take every replica out of the Service exactly when the spool should catch the pushes of
+//! providers that never resend (Docplanner).
 
 use actix_web::http::header::ContentType;
 use actix_web::{HttpResponse, web};
@@ -24,8 +29,12 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         .filter(|p| !p.is_healthy())
         .map(|p| p.name.as_str())
         .collect();
+    let spool_has_room = state.pipeline.spool().is_some_and(|s| s.has_room());
     if down.is_empty() {
         HttpResponse::Ok().json(json!({"status": "ready"}))
+    } else if spool_has_room {
+        HttpResponse::Ok()
+            .json(json!({"status": "degraded", "publishers_down": down, "spooling": true}))
     } else {
         HttpResponse::ServiceUnavailable()
             .json(json!({"status": "unready", "publishers_down": down}))

@@ -167,6 +167,11 @@ impl Spool {
         )
     }
 
+    /// True while the spool is below 90 % of its bound: readiness stays green on it.
+    pub fn has_room(&self) -> bool {
+        self.bytes.load(Ordering::Relaxed) < self.max_bytes / 10 * 9
+    }
+
     /// Events waiting for `publisher`.
     pub fn pending_for(&self, publisher: &str) -> u64 {
         self.pending

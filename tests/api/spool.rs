@@ -101,6 +101,20 @@ async fn nats_outage_loses_nothing_and_duplicates_nothing() {
     for i in 0..30 {
         if i == 10 {
             nats.stop();
+            // With a spool that has room the replica stays in the Service: degraded, not unready.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            loop {
+                let reply: serde_json::Value = app.get("/readyz").await.json().await.unwrap();
+                if reply["status"] == "degraded" {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "readiness never reported degraded: {reply}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            assert_eq!(app.get("/readyz").await.status().as_u16(), 200);
         }
         if i == 20 {
             nats.restart();
