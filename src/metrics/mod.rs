@@ -19,6 +19,7 @@ pub const OUTCOMES: &[&str] = &[
     "dead_lettered",
     "handled",
     "rejected",
+    "invalid",
     "failed",
     "too_large",
     "overloaded",
