@@ -13,7 +13,7 @@ use super::AppState;
 use super::error::IngressError;
 use super::reply;
 use crate::metrics::Metrics;
-use crate::pipeline::Accepted;
+use crate::pipeline::{Accepted, PipelineError};
 use crate::providers::Provider as _;
 use crate::providers::WebhookRequest;
 
@@ -66,14 +66,9 @@ pub async fn receive(
         received_at: OffsetDateTime::now_utc(),
     };
     let result = pipeline.process(&source, &webhook).await;
-    let outcome = match &result {
-        Ok(Accepted::Published { .. }) => "published",
-        Ok(Accepted::Handled { .. }) => "handled",
-        Ok(Accepted::Duplicate { .. }) => "duplicate",
-        Ok(Accepted::Spooled { .. }) => "spooled",
-        Ok(Accepted::DeadLettered { .. }) => "dead_lettered",
-        Err(e) => e.outcome(),
-    };
+    let outcome = result
+        .as_ref()
+        .map_or_else(PipelineError::outcome, Accepted::outcome);
     metrics
         .request_duration
         .with_label_values(&[name, outcome])

@@ -46,6 +46,19 @@ pub enum Accepted {
     DeadLettered { code: String },
 }
 
+impl Accepted {
+    /// The `outcome` label of `hookbridge_webhooks_total` (and of the request histogram).
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Accepted::Published { .. } => "published",
+            Accepted::Handled { .. } => "handled",
+            Accepted::Duplicate { .. } => "duplicate",
+            Accepted::Spooled { .. } => "spooled",
+            Accepted::DeadLettered { .. } => "dead_lettered",
+        }
+    }
+}
+
 /// Why a webhook was not published. Each variant has its own HTTP answer (see `http::error`).
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -176,18 +189,15 @@ impl Pipeline {
         let result = self.run(source, request).await;
         let provider = source.config.provider.kind();
         let name = source.config.name.as_str();
-        let outcome = match &result {
+        match &result {
             Ok(Accepted::Published { event_id, topic }) => {
                 tracing::info!(source = name, %event_id, %topic, "published");
-                "published"
             }
             Ok(Accepted::DeadLettered { code }) => {
                 tracing::warn!(source = name, code = %code, "dead-lettered instead of published");
-                "dead_lettered"
             }
             Ok(Accepted::Spooled { event_id }) => {
                 tracing::warn!(source = name, %event_id, "broker unavailable: accepted into the spool");
-                "spooled"
             }
             Ok(Accepted::Duplicate { event_id }) => {
                 self.metrics
@@ -195,11 +205,9 @@ impl Pipeline {
                     .with_label_values(&[name, provider])
                     .inc();
                 tracing::info!(source = name, %event_id, "duplicate: already published");
-                "duplicate"
             }
             Ok(Accepted::Handled { code }) => {
                 tracing::info!(source = name, code, "handled without publishing");
-                "handled"
             }
             Err(e) => {
                 if let PipelineError::Verify(v) = e {
@@ -209,9 +217,11 @@ impl Pipeline {
                         .inc();
                 }
                 tracing::warn!(source = name, code = e.code(), error = %e, "webhook not published");
-                e.outcome()
             }
-        };
+        }
+        let outcome = result
+            .as_ref()
+            .map_or_else(PipelineError::outcome, Accepted::outcome);
         self.metrics
             .webhooks
             .with_label_values(&[name, provider, outcome])

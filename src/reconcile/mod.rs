@@ -22,7 +22,7 @@ use actix_web::http::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use bytes::Bytes;
 
 use crate::config::{BrokerFailure, ReconcileConfig};
-use crate::pipeline::{Accepted, Pipeline, Source};
+use crate::pipeline::{Pipeline, Source};
 use crate::providers::{Verified, WebhookRequest};
 use api::{DocplannerApi, Release};
 
@@ -143,11 +143,7 @@ impl Reconciler {
             .map_and_deliver(&self.source, &request, Verified::pulled(&request))
             .await
         {
-            Ok(Accepted::Published { .. }) => "published",
-            Ok(Accepted::Duplicate { .. }) => "duplicate",
-            Ok(Accepted::Spooled { .. }) => "spooled",
-            Ok(Accepted::DeadLettered { .. }) => "dead_lettered",
-            Ok(Accepted::Handled { .. }) => "handled",
+            Ok(accepted) => accepted.outcome(),
             Err(e) => {
                 tracing::error!(source = name, code = e.code(), error = %e, "a pulled notification could not be delivered");
                 "failed"
