@@ -272,3 +272,46 @@ pub fn cronofy_sign(secret: &str, body: &str) -> String {
     mac.update(body.as_bytes());
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
+
+/// Starts the real binary, `hookbridge serve --config <config>`, with only `env` in its environment
+/// and its output appended to `log` (never an inherited pipe).
+pub fn spawn_binary(
+    config: &std::path::Path,
+    env: &[(&str, &str)],
+    log: &std::path::Path,
+) -> std::process::Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("open the log");
+    std::process::Command::new(env!("CARGO_BIN_EXE_hookbridge"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .env_clear()
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().expect("clone the log handle"))
+        .stderr(log)
+        .spawn()
+        .expect("start hookbridge")
+}
+
+/// Polls `url` until it answers `status`, for up to 20 s; the panic shows `log` if given.
+pub async fn wait_for_status(
+    http: &reqwest::Client,
+    url: &str,
+    status: u16,
+    log: Option<&std::path::Path>,
+) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while http.get(url).send().await.map(|r| r.status().as_u16()).ok() != Some(status) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{url} never answered {status}; log:\n{}",
+            log.and_then(|l| std::fs::read_to_string(l).ok())
+                .unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,11 +1,14 @@
 //! Back-pressure and shutdown: a full gateway answers 503 at once instead of queueing, and SIGTERM
 //! drains readiness, finishes in-flight requests and exits cleanly.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::brokers::{NatsServer, TempDir, free_port};
-use crate::helpers::{AppOptions, CRONOFY_SECRET, cronofy_change, cronofy_sign, spawn_app};
+use crate::helpers::{
+    AppOptions, CRONOFY_SECRET, cronofy_change, cronofy_sign, spawn_app, spawn_binary,
+    wait_for_status,
+};
 
 /// With room for one request, a second arriving while the first waits on a dead broker is refused
 /// immediately with 503, `Retry-After` and the `overloaded` code, and counted.
@@ -69,32 +72,12 @@ async fn sigterm_drains_readiness_finishes_in_flight_and_exits_zero() {
     );
     let path = dir.path().join("hookbridge.toml");
     std::fs::write(&path, config).unwrap();
-    let log = std::fs::File::create(dir.path().join("log")).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hookbridge"))
-        .args(["serve", "--config"])
-        .arg(&path)
-        .env_clear()
-        .env("CRONOFY", CRONOFY_SECRET)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
+    let log = dir.path().join("log");
+    let mut child = spawn_binary(&path, &[("CRONOFY", CRONOFY_SECRET)], &log);
     hookbridge::startup::install_crypto_provider();
     let http = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while http
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .map(|r| r.status().as_u16())
-        .ok()
-        != Some(200)
-    {
-        assert!(Instant::now() < deadline, "not ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_status(&http, &format!("{base}/readyz"), 200, Some(&log)).await;
     // A request that will take the whole publish deadline: the broker is gone.
     nats.stop();
     let body = cronofy_change("chn_in_flight_at_shutdown");

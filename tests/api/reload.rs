@@ -2,11 +2,13 @@
 //! picked up, a broken config is refused (counted) while the running one keeps working, and SIGHUP
 //! reloads at once.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use crate::brokers::{NatsServer, TempDir, free_port};
-use crate::helpers::{cronofy_change, cronofy_sign, metric_value, unique};
+use crate::helpers::{
+    cronofy_change, cronofy_sign, metric_value, spawn_binary, unique, wait_for_status,
+};
 
 struct Gateway {
     child: Child,
@@ -43,35 +45,21 @@ fn config_text(port: u16, nats: &str, secret_file: &std::path::Path, reload_ms: 
 async fn start(dir: &TempDir, config: &str, port: u16) -> Gateway {
     let path = dir.path().join("hookbridge.toml");
     std::fs::write(&path, config).unwrap();
-    let log = std::fs::File::create(dir.path().join("log")).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_hookbridge"))
-        .args(["serve", "--config"])
-        .arg(&path)
-        .env_clear()
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
+    let log = dir.path().join("log");
+    let child = spawn_binary(&path, &[], &log);
     hookbridge::startup::install_crypto_provider();
     let gateway = Gateway {
         child,
         base: format!("http://127.0.0.1:{port}"),
         http: reqwest::Client::new(),
     };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while gateway
-        .http
-        .get(format!("{}/readyz", gateway.base))
-        .send()
-        .await
-        .map(|r| r.status().as_u16())
-        .ok()
-        != Some(200)
-    {
-        assert!(Instant::now() < deadline, "not ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_status(
+        &gateway.http,
+        &format!("{}/readyz", gateway.base),
+        200,
+        Some(&log),
+    )
+    .await;
     gateway
 }
 

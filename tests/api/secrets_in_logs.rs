@@ -2,12 +2,10 @@
 //! (genuine and forged) and its whole output is scanned for every secret the fixtures use.
 
 use std::collections::HashMap;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use crate::brokers::{NatsServer, TempDir, free_port};
 use crate::golden::{forge, load_goldens, prepare, secrets_of, source_toml};
-use crate::helpers::unique;
+use crate::helpers::{spawn_binary, unique, wait_for_status};
 
 #[tokio::test]
 async fn debug_logs_of_every_provider_contain_no_secret() {
@@ -35,38 +33,16 @@ async fn debug_logs_of_every_provider_contain_no_secret() {
     let config_path = dir.path().join("hookbridge.toml");
     std::fs::write(&config_path, config).unwrap();
     let log_path = dir.path().join("hookbridge.log");
-    let log = std::fs::File::create(&log_path).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hookbridge"))
-        .args(["serve", "--config"])
-        .arg(&config_path)
-        .env_clear()
-        .envs(&env)
-        .env("RUST_LOG", "debug")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("start hookbridge");
-
+    let env_pairs: Vec<(&str, &str)> = env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .chain([("RUST_LOG", "debug")])
+        .collect();
+    let mut child = spawn_binary(&config_path, &env_pairs, &log_path);
     hookbridge::startup::install_crypto_provider();
     let http = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while http
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .map(|r| r.status().as_u16())
-        .ok()
-        != Some(200)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "hookbridge did not become ready:\n{}",
-            std::fs::read_to_string(&log_path).unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_status(&http, &format!("{base}/readyz"), 200, Some(&log_path)).await;
     let mut published = 0;
     for g in &goldens {
         // A body that carries a secret inside (SalesKing's token, base64) must not be logged either.

@@ -3,12 +3,11 @@
 //! exactly once and in order, across a broker outage and across `kill -9` of the gateway.
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::brokers::{KafkaBroker, NatsServer, TempDir, free_port};
 use crate::consumers::{Consumed, read_kafka, read_nats};
-use crate::helpers::{TestApp, spawn_with_config, unique};
+use crate::helpers::{TestApp, spawn_binary, spawn_with_config, unique, wait_for_status};
 
 const API_KEY: &str = "dp-test-key";
 
@@ -208,32 +207,6 @@ async fn kafka_outage_loses_nothing_and_duplicates_nothing() {
     );
 }
 
-fn start_gateway(config: &std::path::Path, log: &std::path::Path) -> Child {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .unwrap();
-    Command::new(env!("CARGO_BIN_EXE_hookbridge"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .env_clear()
-        .env("DP_KEY", API_KEY)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap()
-}
-
-async fn wait_listening(http: &reqwest::Client, base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while http.get(format!("{base}/healthz")).send().await.is_err() {
-        assert!(Instant::now() < deadline, "the gateway did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// `kill -9` while the spool holds events the broker never saw: after a restart they are all
 /// delivered, once each, on NATS (in order) and on Kafka.
 #[tokio::test]
@@ -268,8 +241,8 @@ async fn kill_9_with_a_full_spool_then_restart_delivers_everything_once() {
         hookbridge::startup::install_crypto_provider();
         let http = reqwest::Client::new();
 
-        let mut first = start_gateway(&config_path, &log);
-        wait_listening(&http, &base).await;
+        let mut first = spawn_binary(&config_path, &[("DP_KEY", API_KEY)], &log);
+        wait_for_status(&http, &format!("{base}/healthz"), 200, Some(&log)).await;
         for i in 0..8 {
             assert_eq!(
                 post(&http, &base, i).await,
@@ -284,8 +257,8 @@ async fn kill_9_with_a_full_spool_then_restart_delivers_everything_once() {
             "nats" => nats.restart(),
             _ => kafka.restart(),
         }
-        let mut second = start_gateway(&config_path, &log);
-        wait_listening(&http, &base).await;
+        let mut second = spawn_binary(&config_path, &[("DP_KEY", API_KEY)], &log);
+        wait_for_status(&http, &format!("{base}/healthz"), 200, Some(&log)).await;
         let events = match broker {
             "nats" => {
                 read_nats(
