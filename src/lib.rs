@@ -18,6 +18,7 @@
 //! - [`reconcile`]: pulling what a provider's push missed (Docplanner), through the same pipeline.
 //! - [`reload`]: secret rotation without a restart (SIGHUP or a changed file).
 //! - [`startup`], [`shutdown`], [`telemetry`], [`cli`]: running the process.
+//! - [`loadgen`]: the signed-webhook load generator behind `hookbridge loadgen` and `scripts/bench`.
 
 pub mod cli;
 pub mod config;
@@ -25,6 +26,7 @@ pub mod dead_letter;
 pub mod dedup;
 pub mod event;
 pub mod http;
+pub mod loadgen;
 pub mod metrics;
 pub mod pipeline;
 pub mod providers;

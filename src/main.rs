@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use hookbridge::cli::{Cli, Command};
 use hookbridge::config::{Config, load_file};
+use hookbridge::loadgen::{self, LoadOptions};
 use hookbridge::redrive::{self, Filter};
 use hookbridge::startup::Application;
 use hookbridge::telemetry;
@@ -69,6 +70,55 @@ fn main() -> ExitCode {
                 Err(e) => {
                     eprintln!("redrive {source}: {e}");
                     ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Loadgen {
+            config,
+            target,
+            sources,
+            connections,
+            rate,
+            duration,
+            warmup,
+            body_bytes,
+            no_consume,
+            json,
+        } => {
+            let options = LoadOptions {
+                config,
+                target,
+                sources,
+                connections,
+                rate,
+                duration,
+                warmup,
+                body_bytes,
+                consume: !no_consume,
+                drain: Duration::from_secs(5),
+            };
+            let Ok(runtime) = tokio::runtime::Runtime::new() else {
+                eprintln!("cannot start the async runtime");
+                return ExitCode::FAILURE;
+            };
+            match runtime.block_on(loadgen::run(options, &env)) {
+                Ok(report) if json => match serde_json::to_string(&report) {
+                    Ok(line) => {
+                        println!("{line}");
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("loadgen: {e}");
+                        ExitCode::FAILURE
+                    }
+                },
+                Ok(report) => {
+                    print!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("loadgen: {e}");
+                    ExitCode::from(2)
                 }
             }
         }
