@@ -143,10 +143,7 @@ fn build_sources(
                 })?;
             Ok((
                 name.clone(),
-                Arc::new(Source {
-                    config: source_config.clone(),
-                    publisher,
-                }),
+                Arc::new(Source::new(source_config.clone(), publisher)),
             ))
         })
         .collect()

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use prometheus::Registry;
 
@@ -17,7 +18,7 @@ use crate::config::{Config, DedupConfig};
 use crate::dedup::AnyDedupStore;
 use crate::dedup::memory::MemoryDedup;
 use crate::dedup::nats_kv::NatsKvDedup;
-use crate::http::{AppState, routes};
+use crate::http::{AppState, connection, routes};
 use crate::metrics::Metrics;
 use crate::pipeline::{Pipeline, Source};
 use crate::publish::{AnyPublisher, NamedPublisher, Publisher};
@@ -127,18 +128,31 @@ impl Application {
             retry_after_seconds: config.server.retry_after_seconds,
             in_flight: Arc::new(tokio::sync::Semaphore::new(config.server.max_in_flight)),
             shutting_down: shutting_down.clone(),
+            body_timeout: config.server.body_timeout,
+            max_requests_per_connection: config.server.max_requests_per_connection,
         });
-        let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(routes))
-            .workers(config.server.workers)
-            // Signals are handled by `run_until_stopped`, which knows the shutdown order.
-            .disable_signals()
-            .shutdown_timeout(config.server.shutdown_grace.as_secs())
-            .listen(listener)
-            .map_err(|source| StartupError::Bind {
-                addr: addr.to_string(),
-                source,
-            })?
-            .run();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .wrap(from_fn(connection::limit_requests))
+                .configure(routes)
+        })
+        .workers(config.server.workers)
+        // Slow and abusive clients (see SECURITY.md): a deadline for the request head (actix-web
+        // answers 408 and closes), idle keep-alive, connections per worker, requests per connection.
+        .client_request_timeout(config.server.request_head_timeout)
+        .keep_alive(config.server.keep_alive)
+        .max_connections(config.server.max_connections_per_worker)
+        .on_connect(connection::on_connect)
+        // Signals are handled by `run_until_stopped`, which knows the shutdown order.
+        .disable_signals()
+        .shutdown_timeout(config.server.shutdown_grace.as_secs())
+        .listen(listener)
+        .map_err(|source| StartupError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?
+        .run();
         tracing::info!(port, "hookbridge listening");
         Ok(Application {
             port,
@@ -253,10 +267,7 @@ pub async fn build_pipeline(
         };
         sources.insert(
             name.clone(),
-            Arc::new(Source {
-                config: source_config.clone(),
-                publisher,
-            }),
+            Arc::new(Source::new(source_config.clone(), publisher)),
         );
     }
     let dedup = match &config.dedup {

@@ -113,6 +113,17 @@ pub struct RawServer {
     pub shutdown_grace_secs: u64,
     /// How often to look for a changed config file or `file:` secret (0: only on SIGHUP).
     pub reload_interval_ms: u64,
+    /// Time a client has to send a request's line and headers (slowloris); 408 and close after.
+    pub request_head_timeout_ms: u64,
+    /// Time a client has to send a request's whole body once its headers are in; 408 after.
+    pub body_timeout_ms: u64,
+    /// How long an idle keep-alive connection stays open.
+    pub keep_alive_secs: u64,
+    /// Requests served on one connection before it is closed (`Connection: close`), so no client
+    /// holds a connection, and the worker it landed on, forever.
+    pub max_requests_per_connection: u32,
+    /// Open connections per worker; past it, new connections wait in the listen backlog.
+    pub max_connections_per_worker: usize,
 }
 
 impl Default for RawServer {
@@ -129,6 +140,11 @@ impl Default for RawServer {
             shutdown_delay_ms: 0,
             shutdown_grace_secs: 20,
             reload_interval_ms: 2_000,
+            request_head_timeout_ms: 5_000,
+            body_timeout_ms: 10_000,
+            keep_alive_secs: 15,
+            max_requests_per_connection: 10_000,
+            max_connections_per_worker: 10_000,
         }
     }
 }
@@ -221,6 +237,19 @@ pub struct RawSource {
     /// How long a delivered event's key is remembered, in seconds; defaults to the provider's
     /// retry horizon (SNS about an hour, Cronofy 24 h, Docplanner's 14-day re-dispatch).
     pub dedup_window_secs: Option<u64>,
+    /// Authentic webhooks accepted per second from this source; past it, 429 with `Retry-After`.
+    /// Off when absent. Not for providers that never resend (Docplanner) without reconciliation.
+    pub rate_limit: Option<RawRateLimit>,
+}
+
+/// `[sources.NAME.rate_limit]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRateLimit {
+    /// Sustained webhooks per second (may be fractional: 0.5 is one every two seconds).
+    pub per_second: f64,
+    /// Webhooks allowed at once above the sustained rate; defaults to one second's worth.
+    pub burst: Option<u32>,
 }
 
 /// `[sources.NAME.reconcile]` (Docplanner Integrations API v3)

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::{RawConfig, RawKafka, RawNats, RawPublisher, RawServer, RawSource, Secret};
+use crate::pipeline::rate_limit::RateLimit;
 use crate::providers::AnyProvider;
 use crate::publish::topic::TopicTemplate;
 use crate::verify::ip::IpAllowlist;
@@ -96,6 +97,11 @@ pub struct ServerConfig {
     pub shutdown_delay: Duration,
     pub shutdown_grace: Duration,
     pub reload_interval: Duration,
+    pub request_head_timeout: Duration,
+    pub body_timeout: Duration,
+    pub keep_alive: Duration,
+    pub max_requests_per_connection: u32,
+    pub max_connections_per_worker: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,6 +156,7 @@ pub struct SourceConfig {
     pub dedup_window: Duration,
     pub dead_letter_topic: TopicTemplate,
     pub on_broker_failure: BrokerFailure,
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// librdkafka properties that carry hookbridge's delivery promise; a config may not loosen them.
@@ -259,6 +266,29 @@ fn validate_server(raw: &RawServer, issues: &mut Vec<ConfigIssue>) -> Option<Ser
             "must be at least 1",
         ));
     }
+    for (key, value) in [
+        (
+            "server.request_head_timeout_ms",
+            raw.request_head_timeout_ms,
+        ),
+        ("server.body_timeout_ms", raw.body_timeout_ms),
+    ] {
+        if value == 0 || value > 300_000 {
+            issues.push(ConfigIssue::new(key, "must be between 1 and 300000"));
+        }
+    }
+    if raw.max_requests_per_connection == 0 {
+        issues.push(ConfigIssue::new(
+            "server.max_requests_per_connection",
+            "must be at least 1",
+        ));
+    }
+    if raw.max_connections_per_worker == 0 {
+        issues.push(ConfigIssue::new(
+            "server.max_connections_per_worker",
+            "must be at least 1",
+        ));
+    }
     if raw.workers == Some(0) {
         issues.push(ConfigIssue::new("server.workers", "must be at least 1"));
     }
@@ -287,6 +317,11 @@ fn validate_server(raw: &RawServer, issues: &mut Vec<ConfigIssue>) -> Option<Ser
         shutdown_delay: Duration::from_millis(raw.shutdown_delay_ms),
         shutdown_grace: Duration::from_secs(raw.shutdown_grace_secs),
         reload_interval: Duration::from_millis(raw.reload_interval_ms),
+        request_head_timeout: Duration::from_millis(raw.request_head_timeout_ms),
+        body_timeout: Duration::from_millis(raw.body_timeout_ms),
+        keep_alive: Duration::from_secs(raw.keep_alive_secs),
+        max_requests_per_connection: raw.max_requests_per_connection,
+        max_connections_per_worker: raw.max_connections_per_worker,
     })
 }
 
@@ -639,7 +674,24 @@ fn validate_source(
         None if whole.spool.is_some() && provider.never_resends() => BrokerFailure::Spool,
         None => BrokerFailure::Reject,
     };
+    let rate_limit = match &raw.rate_limit {
+        None => None,
+        Some(r) if r.per_second.is_finite() && r.per_second > 0.0 && r.per_second <= 1e6 => {
+            Some(RateLimit {
+                per_second: r.per_second,
+                burst: r.burst.unwrap_or(r.per_second.ceil() as u32).max(1),
+            })
+        }
+        Some(_) => {
+            issues.push(ConfigIssue::new(
+                format!("{key}.rate_limit.per_second"),
+                "must be greater than 0 and at most 1000000",
+            ));
+            return None;
+        }
+    };
     Some(SourceConfig {
+        rate_limit,
         reconcile,
         dead_letter_topic,
         on_broker_failure,

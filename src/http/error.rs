@@ -10,6 +10,8 @@
 //! | payload cannot be mapped      | 422    | authentic but not understood                                |
 //! | broker slow, down or refusing | 503    | with `Retry-After`: the provider should send it again       |
 //! | too many requests in flight   | 503    | with `Retry-After`, at once: no unbounded queue             |
+//! | body not sent in time         | 408    | a slow client holds a worker slot; the provider may resend  |
+//! | source over its rate limit    | 429    | with `Retry-After`: when the source has budget again        |
 //! | encoding bug                  | 500    | our fault; logged                                           |
 
 use actix_web::http::StatusCode;
@@ -31,6 +33,8 @@ pub enum IngressError {
     PayloadTooLarge { limit: usize },
     #[error("the request body could not be read")]
     BodyUnreadable,
+    #[error("the request body did not arrive within {seconds} s")]
+    BodyTimeout { seconds: u64 },
     #[error("too many webhooks are being handled; retry shortly")]
     Overloaded { retry_after_seconds: u32 },
     #[error("{error}")]
@@ -48,6 +52,7 @@ impl IngressError {
             IngressError::MethodNotAllowed => "method_not_allowed",
             IngressError::PayloadTooLarge { .. } => "payload_too_large",
             IngressError::BodyUnreadable => "body_unreadable",
+            IngressError::BodyTimeout { .. } => "body_timeout",
             IngressError::Overloaded { .. } => "overloaded",
             IngressError::Pipeline { error, .. } => error.code(),
         }
@@ -61,6 +66,7 @@ impl ResponseError for IngressError {
             IngressError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             IngressError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             IngressError::BodyUnreadable => StatusCode::BAD_REQUEST,
+            IngressError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             IngressError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             IngressError::Pipeline { error, .. } => match error {
                 PipelineError::Verify(_) => StatusCode::UNAUTHORIZED,
@@ -71,6 +77,7 @@ impl ResponseError for IngressError {
                 | PipelineError::Dedup(_)
                 | PipelineError::Spool(_) => StatusCode::SERVICE_UNAVAILABLE,
                 PipelineError::Encode(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                PipelineError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             },
         }
     }
@@ -80,17 +87,19 @@ impl ResponseError for IngressError {
         let mut builder = HttpResponse::build(status);
         let retry_after = match self {
             IngressError::Pipeline {
+                error: PipelineError::RateLimited { retry_after },
+                ..
+            } => Some(retry_after.as_secs_f64().ceil().max(1.0) as u64),
+            IngressError::Pipeline {
                 retry_after_seconds,
                 ..
             }
             | IngressError::Overloaded {
                 retry_after_seconds,
-            } => Some(*retry_after_seconds),
+            } if status == StatusCode::SERVICE_UNAVAILABLE => Some(u64::from(*retry_after_seconds)),
             _ => None,
         };
-        if let Some(seconds) = retry_after
-            && status == StatusCode::SERVICE_UNAVAILABLE
-        {
+        if let Some(seconds) = retry_after {
             builder.insert_header((RETRY_AFTER, seconds.to_string()));
         }
         // Internal errors are logged where they happen; the body stays generic.
@@ -112,10 +121,10 @@ impl ResponseError for IngressError {
                 message: &message,
             });
         }
-        let label = if status == StatusCode::SERVICE_UNAVAILABLE {
-            "unavailable"
-        } else {
-            "rejected"
+        let label = match status {
+            StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+            StatusCode::TOO_MANY_REQUESTS => "throttled",
+            _ => "rejected",
         };
         builder.json(Reply::error(label, self.code(), message))
     }

@@ -1,5 +1,6 @@
 //! The HTTP surface: routes and the shared state handlers see.
 
+pub mod connection;
 pub mod error;
 pub mod health;
 pub mod reply;
@@ -19,6 +20,10 @@ pub struct AppState {
     pub in_flight: Arc<tokio::sync::Semaphore>,
     /// Set on SIGTERM: `/readyz` answers 503 so traffic drains before the listener closes.
     pub shutting_down: Arc<std::sync::atomic::AtomicBool>,
+    /// Deadline for a webhook's whole body, once its headers are in.
+    pub body_timeout: std::time::Duration,
+    /// Requests one connection may carry before it is closed.
+    pub max_requests_per_connection: u32,
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

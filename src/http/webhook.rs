@@ -48,14 +48,29 @@ pub async fn receive(
     let name = source.config.name.as_str();
     let provider = source.config.provider.kind();
 
-    let body = match read_body(&request, payload, source.config.body_limit_bytes).await {
-        Ok(body) => body,
-        Err(e) => {
+    // One deadline for the whole body: a client trickling bytes cannot hold this slot for long.
+    let read = read_body(&request, payload, source.config.body_limit_bytes);
+    let body = match tokio::time::timeout(state.body_timeout, read).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(e)) => {
+            let outcome = match e {
+                IngressError::PayloadTooLarge { .. } => "too_large",
+                _ => "unreadable",
+            };
             metrics
                 .webhooks
-                .with_label_values(&[name, provider, "too_large"])
+                .with_label_values(&[name, provider, outcome])
                 .inc();
             return Err(e);
+        }
+        Err(_elapsed) => {
+            metrics
+                .webhooks
+                .with_label_values(&[name, provider, "timed_out"])
+                .inc();
+            return Err(IngressError::BodyTimeout {
+                seconds: state.body_timeout.as_secs(),
+            });
         }
     };
     let webhook = WebhookRequest {

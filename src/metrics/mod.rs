@@ -23,6 +23,9 @@ pub const OUTCOMES: &[&str] = &[
     "failed",
     "too_large",
     "overloaded",
+    "rate_limited",
+    "timed_out",
+    "unreadable",
 ];
 
 /// Request and publish latency buckets, in seconds: dense below the providers' 5 s deadline.

@@ -24,11 +24,24 @@ use crate::publish::topic::TopicVars;
 use crate::publish::{NamedPublisher, OutboundMessage, PublishError, Publisher};
 use crate::spool::{Spool, SpoolEntry, SpoolError};
 use crate::verify::VerifyError;
+use rate_limit::RateLimiter;
 
 /// A configured source with the publisher its events go to.
 pub struct Source {
     pub config: SourceConfig,
     pub publisher: Arc<NamedPublisher>,
+    /// The source's rate limit, when it has one. A reload starts it afresh.
+    limiter: Option<RateLimiter>,
+}
+
+impl Source {
+    pub fn new(config: SourceConfig, publisher: Arc<NamedPublisher>) -> Self {
+        Source {
+            limiter: config.rate_limit.map(RateLimiter::new),
+            config,
+            publisher,
+        }
+    }
 }
 
 /// What happened to an accepted webhook.
@@ -77,6 +90,9 @@ pub enum PipelineError {
     Dedup(#[from] DedupError),
     #[error("the broker is unavailable and the spool cannot take the event: {0}")]
     Spool(SpoolError),
+    /// The source's rate limit is spent; `retry_after` is when there is budget again.
+    #[error("this source sends faster than its configured rate limit; retry later")]
+    RateLimited { retry_after: std::time::Duration },
 }
 
 impl PipelineError {
@@ -91,6 +107,7 @@ impl PipelineError {
             PipelineError::Dedup(_) => "dedup_unavailable",
             PipelineError::Spool(SpoolError::Full { .. }) => "spool_full",
             PipelineError::Spool(_) => "spool_unavailable",
+            PipelineError::RateLimited { .. } => "rate_limited",
         }
     }
 
@@ -104,6 +121,7 @@ impl PipelineError {
             | PipelineError::InFlight
             | PipelineError::Dedup(_)
             | PipelineError::Spool(_) => "failed",
+            PipelineError::RateLimited { .. } => "rate_limited",
         }
     }
 }
@@ -113,6 +131,7 @@ impl PipelineError {
 const PENDING_MARGIN: Duration = Duration::from_secs(5);
 
 mod dead_letters;
+pub mod rate_limit;
 mod spooling;
 
 pub struct Pipeline {
@@ -239,6 +258,12 @@ impl Pipeline {
             allow.check(request.peer, request.headers)?;
         }
         let verified = provider.verify(request).await?;
+        // After verification, so only authentic webhooks spend the source's budget.
+        if let Some(limiter) = &source.limiter {
+            limiter
+                .acquire(std::time::Instant::now())
+                .map_err(|retry_after| PipelineError::RateLimited { retry_after })?;
+        }
         self.map_and_deliver(source, request, verified).await
     }
 

@@ -2,6 +2,7 @@
 //! hookbridge's integration tests, compiled into one binary (link time matters on 2 cores).
 //! Every broker test runs against real brokers started by `brokers.rs`.
 
+mod abuse;
 mod broker_outage;
 mod brokers;
 mod config_check;
