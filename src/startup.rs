@@ -130,6 +130,7 @@ impl Application {
             shutting_down: shutting_down.clone(),
             body_timeout: config.server.body_timeout,
             max_requests_per_connection: config.server.max_requests_per_connection,
+            max_header_bytes: config.server.max_header_bytes,
         });
         let server = HttpServer::new(move || {
             App::new()

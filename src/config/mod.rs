@@ -124,6 +124,9 @@ pub struct RawServer {
     pub max_requests_per_connection: u32,
     /// Open connections per worker; past it, new connections wait in the listen backlog.
     pub max_connections_per_worker: usize,
+    /// Largest header block (names and values) a webhook may carry; 431 past it. The HTTP codec's
+    /// own ceiling is 128 KiB; real providers send under 8 KiB.
+    pub max_header_bytes: usize,
 }
 
 impl Default for RawServer {
@@ -145,6 +148,7 @@ impl Default for RawServer {
             keep_alive_secs: 15,
             max_requests_per_connection: 10_000,
             max_connections_per_worker: 10_000,
+            max_header_bytes: 32 * 1024,
         }
     }
 }

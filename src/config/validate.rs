@@ -102,6 +102,7 @@ pub struct ServerConfig {
     pub keep_alive: Duration,
     pub max_requests_per_connection: u32,
     pub max_connections_per_worker: usize,
+    pub max_header_bytes: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -283,6 +284,12 @@ fn validate_server(raw: &RawServer, issues: &mut Vec<ConfigIssue>) -> Option<Ser
             "must be at least 1",
         ));
     }
+    if raw.max_header_bytes < 1024 {
+        issues.push(ConfigIssue::new(
+            "server.max_header_bytes",
+            "must be at least 1024",
+        ));
+    }
     if raw.max_connections_per_worker == 0 {
         issues.push(ConfigIssue::new(
             "server.max_connections_per_worker",
@@ -322,6 +329,7 @@ fn validate_server(raw: &RawServer, issues: &mut Vec<ConfigIssue>) -> Option<Ser
         keep_alive: Duration::from_secs(raw.keep_alive_secs),
         max_requests_per_connection: raw.max_requests_per_connection,
         max_connections_per_worker: raw.max_connections_per_worker,
+        max_header_bytes: raw.max_header_bytes,
     })
 }
 

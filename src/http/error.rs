@@ -5,6 +5,7 @@
 //! | unknown source                | 404    | nothing is configured at this path                          |
 //! | wrong method                  | 405    | webhooks are POSTed                                         |
 //! | body over the limit           | 413    | never buffered past the limit                               |
+//! | header block over the limit   | 431    | before the body is read                                     |
 //! | body unreadable               | 400    | the client broke the request                                |
 //! | signature missing or wrong    | 401    | not authentic; 4xx so SNS and others stop retrying it       |
 //! | payload cannot be mapped      | 422    | authentic but not understood                                |
@@ -31,6 +32,8 @@ pub enum IngressError {
     MethodNotAllowed,
     #[error("the body is larger than the {limit}-byte limit")]
     PayloadTooLarge { limit: usize },
+    #[error("the request headers are larger than the {limit}-byte limit")]
+    HeadersTooLarge { limit: usize },
     #[error("the request body could not be read")]
     BodyUnreadable,
     #[error("the request body did not arrive within {seconds} s")]
@@ -51,6 +54,7 @@ impl IngressError {
             IngressError::UnknownSource => "unknown_source",
             IngressError::MethodNotAllowed => "method_not_allowed",
             IngressError::PayloadTooLarge { .. } => "payload_too_large",
+            IngressError::HeadersTooLarge { .. } => "headers_too_large",
             IngressError::BodyUnreadable => "body_unreadable",
             IngressError::BodyTimeout { .. } => "body_timeout",
             IngressError::Overloaded { .. } => "overloaded",
@@ -65,6 +69,7 @@ impl ResponseError for IngressError {
             IngressError::UnknownSource => StatusCode::NOT_FOUND,
             IngressError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             IngressError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            IngressError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             IngressError::BodyUnreadable => StatusCode::BAD_REQUEST,
             IngressError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             IngressError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,

@@ -24,6 +24,8 @@ pub struct AppState {
     pub body_timeout: std::time::Duration,
     /// Requests one connection may carry before it is closed.
     pub max_requests_per_connection: u32,
+    /// Largest header block a webhook may carry.
+    pub max_header_bytes: usize,
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

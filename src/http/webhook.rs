@@ -48,6 +48,22 @@ pub async fn receive(
     let name = source.config.name.as_str();
     let provider = source.config.provider.kind();
 
+    // Headers are parsed by now (the codec caps them at 128 KiB); a webhook needs far less.
+    let header_bytes: usize = request
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len())
+        .sum();
+    if header_bytes > state.max_header_bytes {
+        metrics
+            .webhooks
+            .with_label_values(&[name, provider, "too_large"])
+            .inc();
+        return Err(IngressError::HeadersTooLarge {
+            limit: state.max_header_bytes,
+        });
+    }
+
     // One deadline for the whole body: a client trickling bytes cannot hold this slot for long.
     let read = read_body(&request, payload, source.config.body_limit_bytes);
     let body = match tokio::time::timeout(state.body_timeout, read).await {

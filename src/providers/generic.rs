@@ -394,6 +394,21 @@ fn first_header<'a>(request: &WebhookRequest<'a>, name: &str) -> Option<&'a str>
     request.header_values(name).next()
 }
 
+/// The one value of a header that carries a signed value; `Conflicting` when it is repeated with
+/// different values (a proxy or client smuggling a second timestamp or id next to the signed one).
+fn single_header<'a>(
+    request: &WebhookRequest<'a>,
+    name: &str,
+    what: &'static str,
+) -> Result<Option<&'a str>, VerifyError> {
+    let mut values = request.header_values(name);
+    let first = values.next();
+    if values.any(|v| Some(v) != first) {
+        return Err(VerifyError::Conflicting(what));
+    }
+    Ok(first)
+}
+
 impl HmacScheme {
     fn verify(&self, request: &WebhookRequest<'_>) -> Result<(), VerifyError> {
         let values: Vec<&str> = request.header_values(self.header).collect();
@@ -417,16 +432,21 @@ impl HmacScheme {
                     .flat_map(|v| split_list(v, ','))
                     .filter_map(|p| p.split_once('='))
                     .collect();
+                let mut timestamps = pairs
+                    .iter()
+                    .filter(|(k, _)| k.trim() == timestamp_key)
+                    .map(|(_, v)| v.trim());
+                let timestamp = timestamps.next();
+                if timestamps.any(|t| Some(t) != timestamp) {
+                    return Err(VerifyError::Conflicting("signed timestamp"));
+                }
                 (
                     pairs
                         .iter()
                         .filter(|(k, _)| k.trim() == signature_key)
                         .map(|(_, v)| v.trim())
                         .collect(),
-                    pairs
-                        .iter()
-                        .find(|(k, _)| k.trim() == timestamp_key)
-                        .map(|(_, v)| v.trim()),
+                    timestamp,
                 )
             }
         };
@@ -434,12 +454,12 @@ impl HmacScheme {
             return Err(VerifyError::MissingSignature(self.header));
         }
         let timestamp = if self.message.uses(Piece::Timestamp) {
+            let from_header = match self.timestamp_header.as_deref() {
+                Some(h) => single_header(request, h, "signed timestamp")?,
+                None => None,
+            };
             let text = kv_timestamp
-                .or_else(|| {
-                    self.timestamp_header
-                        .as_deref()
-                        .and_then(|h| first_header(request, h))
-                })
+                .or(from_header)
                 .ok_or(VerifyError::MissingTimestamp)?;
             self.window
                 .check(parse_unix_seconds(text)?, request.received_at)?;
@@ -448,9 +468,10 @@ impl HmacScheme {
             None
         };
         let id = match (&self.id_header, self.message.uses(Piece::Id)) {
-            (Some(h), true) => {
-                Some(first_header(request, h).ok_or(VerifyError::MissingCredential("id header"))?)
-            }
+            (Some(h), true) => Some(
+                single_header(request, h, "signed message id")?
+                    .ok_or(VerifyError::MissingCredential("id header"))?,
+            ),
             _ => None,
         };
         let parts: Vec<&[u8]> = self

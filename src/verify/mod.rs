@@ -28,6 +28,10 @@ pub enum VerifyError {
     TimestampTooOld,
     #[error("the signed timestamp is in the future")]
     TimestampInFuture,
+    /// A signed value (timestamp, message id) sent twice with different values: which one was
+    /// signed is ambiguous, so neither is believed.
+    #[error("the {0} is repeated with different values")]
+    Conflicting(&'static str),
     #[error("the {0} credential is missing")]
     MissingCredential(&'static str),
     #[error("the {0} credential does not match")]
@@ -56,6 +60,7 @@ impl VerifyError {
             VerifyError::MalformedTimestamp => "malformed_timestamp",
             VerifyError::TimestampTooOld => "timestamp_too_old",
             VerifyError::TimestampInFuture => "timestamp_in_future",
+            VerifyError::Conflicting(_) => "conflicting_values",
             VerifyError::MissingCredential(_) => "missing_credential",
             VerifyError::BadCredential(_) => "bad_credential",
             VerifyError::IpNotAllowed => "ip_not_allowed",

@@ -80,6 +80,11 @@ pub struct Prepared {
 
 /// Builds the request of a golden, signing it now where the fixture asks.
 pub fn prepare(g: &Golden) -> Prepared {
+    prepare_at(g, time::OffsetDateTime::now_utc().unix_timestamp())
+}
+
+/// Builds the request of a golden, signing it as if at `now` (Unix seconds) where the fixture asks.
+pub fn prepare_at(g: &Golden, now: i64) -> Prepared {
     let request = &g.spec["request"];
     let mut headers: Vec<(String, String)> = request["headers"]
         .as_object()
@@ -101,7 +106,6 @@ pub fn prepare(g: &Golden) -> Prepared {
             .as_str()
             .expect("secret")
             .to_owned();
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
         match sign["scheme"].as_str().expect("scheme") {
             "cronofy" => headers.push((
                 "Cronofy-HMAC-SHA256".into(),

@@ -3,6 +3,7 @@
 //! Every broker test runs against real brokers started by `brokers.rs`.
 
 mod abuse;
+mod bad_input;
 mod broker_outage;
 mod brokers;
 mod config_check;
