@@ -107,11 +107,22 @@ impl ResponseError for IngressError {
         if let Some(seconds) = retry_after {
             builder.insert_header((RETRY_AFTER, seconds.to_string()));
         }
-        // Internal errors are logged where they happen; the body stays generic.
-        let message = if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
-            "internal error".to_owned()
-        } else {
-            self.to_string()
+        // Internal errors are logged where they happen; the body stays generic. So do broker,
+        // spool, dedup-store and upstream failures: their text comes from client libraries (hosts,
+        // stream names) and is the operator's business, not the caller's. The code says which.
+        let message = match self {
+            _ if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE => {
+                "internal error".to_owned()
+            }
+            IngressError::Pipeline {
+                error:
+                    PipelineError::Publish(_)
+                    | PipelineError::Spool(_)
+                    | PipelineError::Dedup(_)
+                    | PipelineError::Map(MapError::Upstream(_)),
+                ..
+            } => "the event cannot be made safe right now; retry later".to_owned(),
+            _ => self.to_string(),
         };
         if let IngressError::Pipeline {
             style: ReplyStyle::ServiceOptimizer,

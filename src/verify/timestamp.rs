@@ -17,10 +17,18 @@ pub struct Window {
 
 impl Window {
     pub fn check(&self, signed_at: OffsetDateTime, now: OffsetDateTime) -> Result<(), VerifyError> {
-        if signed_at > now + self.max_skew {
+        // Checked: a window wider than time's range (a config choice, not a request's) means
+        // "no bound on that side" instead of an overflow panic on every request.
+        if now
+            .checked_add(time::Duration::try_from(self.max_skew).unwrap_or(time::Duration::MAX))
+            .is_some_and(|latest| signed_at > latest)
+        {
             return Err(VerifyError::TimestampInFuture);
         }
-        if signed_at < now - self.max_age {
+        if now
+            .checked_sub(time::Duration::try_from(self.max_age).unwrap_or(time::Duration::MAX))
+            .is_some_and(|earliest| signed_at < earliest)
+        {
             return Err(VerifyError::TimestampTooOld);
         }
         Ok(())
@@ -39,6 +47,17 @@ pub fn parse_unix_seconds(text: &str) -> Result<OffsetDateTime, VerifyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_absurdly_wide_window_bounds_nothing_instead_of_panicking() {
+        let window = Window {
+            max_age: Duration::from_secs(u64::MAX),
+            max_skew: Duration::from_secs(u64::MAX),
+        };
+        let now = OffsetDateTime::now_utc();
+        assert_eq!(window.check(OffsetDateTime::UNIX_EPOCH, now), Ok(()));
+        assert_eq!(window.check(now + time::Duration::days(3650), now), Ok(()));
+    }
 
     #[test]
     fn window_accepts_inside_and_rejects_both_sides() {

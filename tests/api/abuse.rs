@@ -258,3 +258,49 @@ async fn a_source_over_its_rate_limit_gets_429_with_retry_after() {
     .await;
     assert_eq!(published.len(), 2, "the limited webhook is not published");
 }
+
+/// A chunked body (no `Content-Length` to refuse up front) is cut off as soon as it passes the
+/// source's limit: 413, counted as `too_large`, nothing published.
+#[tokio::test]
+async fn a_chunked_body_over_the_limit_is_refused_while_streaming() {
+    let nats = NatsServer::start();
+    let app = app_with(&nats, "", "body_limit_bytes = 1024").await;
+    let mut stream = TcpStream::connect(("127.0.0.1", port(&app))).await.unwrap();
+    let chunk = format!("400\r\n{}\r\n", "x".repeat(1024));
+
+    stream
+        .write_all(
+            b"POST /webhooks/cronofy HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n\
+              Cronofy-HMAC-SHA256: c2lnbmF0dXJl\r\nTransfer-Encoding: chunked\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    // The server may answer and close before it has read everything; later writes may fail.
+    for _ in 0..3 {
+        if stream.write_all(chunk.as_bytes()).await.is_err() {
+            break;
+        }
+    }
+    let _ignored = stream.write_all(b"0\r\n\r\n").await;
+    let (head, body) = read_response(&mut stream).await.expect("an answer");
+
+    assert!(head.starts_with("http/1.1 413"), "{head}");
+    let reply: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(reply["code"], "payload_too_large");
+    assert_eq!(
+        app.metric(
+            "hookbridge_webhooks_total",
+            &[("source", "cronofy"), ("outcome", "too_large")]
+        ),
+        1.0
+    );
+    let published = read_nats(
+        &nats.url(),
+        &app.stream,
+        &format!("{}.>", app.prefix),
+        0,
+        Duration::from_millis(300),
+    )
+    .await;
+    assert!(published.is_empty());
+}

@@ -88,3 +88,55 @@ fn broken_configs_fail_naming_every_key_and_reason() {
         );
     }
 }
+
+#[test]
+fn hardening_settings_are_validated_with_their_keys() {
+    let dir = TempDir::new("config");
+    let path = dir.path().join("hardening.toml");
+    std::fs::write(
+        &path,
+        r#"
+[server]
+max_header_bytes = 10
+body_timeout_ms = 0
+
+[publishers.n]
+kind = "nats"
+url = "nats://x"
+
+[sources.a]
+provider = "cronofy"
+publisher = "n"
+[sources.a.verify]
+client_secrets = ["env:S"]
+[sources.a.rate_limit]
+per_second = 0
+
+[sources.d]
+provider = "docplanner"
+publisher = "n"
+[sources.d.verify]
+api_key_header = "X-Api-Key"
+api_keys = ["env:S"]
+[sources.d.reconcile]
+base_url = "http://api.example.com/v3"
+token_url = "http://localhost.evil.example/token"
+client_id = "env:S"
+client_secret = "env:S"
+"#,
+    )
+    .unwrap();
+
+    let (ok, out) = check_config(&path, &[("S", "a-secret")]);
+
+    assert!(!ok, "must fail:\n{out}");
+    for needle in [
+        "server.max_header_bytes",
+        "server.body_timeout_ms",
+        "sources.a.rate_limit.per_second",
+        "sources.d.reconcile.base_url: expected an https URL",
+        "sources.d.reconcile.token_url: expected an https URL",
+    ] {
+        assert!(out.contains(needle), "`{needle}` missing from:\n{out}");
+    }
+}
