@@ -1,14 +1,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // benchmark code: a panic is a failed run
 //! The in-process pipeline per provider: verify + parse + map + dedup key + Avro encode + CloudEvents
-//! attributes + topic, for one webhook, on one thread, with no broker. `cargo bench --bench pipeline`
-//! prints microseconds per webhook; numbers go into docs/performance.md. (Speed is measured here,
-//! never asserted in tests.)
-//!
-//! Run by `cargo test --all-targets` too, where it only checks that every case still verifies.
+//! attributes + topic, for one webhook, on one thread, with no broker, with criterion:
+//! `cargo bench --bench pipeline` prints the time per webhook of each provider; numbers go into
+//! docs/performance.md. (Speed is measured here, never asserted in tests.)
 
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use bytes::Bytes;
@@ -191,52 +191,86 @@ async fn once(case: &Case, codec: &EventCodec, topic: &TopicTemplate) -> usize {
     payload.len() + attributes.attributes.len() + topic.len()
 }
 
-fn main() {
-    let benchmarking = std::env::args().any(|a| a == "--bench");
+/// One criterion benchmark per provider. Under `cargo test --all-targets` criterion runs each once
+/// (test mode), which checks that every case still verifies and maps.
+fn pipeline(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     let codec = EventCodec::get().unwrap();
     let topic = TopicTemplate::parse("webhooks.{provider}.{type}").unwrap();
-    let cases = cases();
-    if !benchmarking {
-        // Under `cargo test`: prove each case still runs, without timing anything.
-        for case in &cases {
-            runtime.block_on(once(case, codec, &topic));
-        }
-        println!(
-            "pipeline bench: {} cases verified (run `cargo bench --bench pipeline` to time them)",
-            cases.len()
-        );
-        return;
-    }
-    println!(
-        "{:<28} {:>8} {:>12} {:>14}",
-        "provider", "body B", "µs/webhook", "webhooks/s/core"
-    );
-    for case in &cases {
-        runtime.block_on(async {
-            // Warm up (also loads the SNS certificate into the cache), then time ~1 s of work.
-            for _ in 0..2_000 {
-                black_box(once(case, codec, &topic).await);
-            }
-            let mut iterations = 0u64;
-            let started = Instant::now();
-            while started.elapsed() < Duration::from_secs(1) {
-                for _ in 0..1_000 {
-                    black_box(once(case, codec, &topic).await);
-                }
-                iterations += 1_000;
-            }
-            let per = started.elapsed().as_secs_f64() / iterations as f64;
-            println!(
-                "{:<28} {:>8} {:>12.2} {:>14.0}",
-                case.name,
-                case.body.len(),
-                per * 1e6,
-                1.0 / per
-            );
+    let mut group = c.benchmark_group("pipeline");
+    for case in &cases() {
+        group.throughput(Throughput::Elements(1));
+        group.bench_function(case.name, |b| {
+            // One runtime entry per batch, not per webhook: the futures never wait, and entering
+            // the runtime would otherwise be a good part of what is measured.
+            b.iter_custom(|iterations| {
+                runtime.block_on(async {
+                    let started = Instant::now();
+                    for _ in 0..iterations {
+                        black_box(once(case, codec, &topic).await);
+                    }
+                    started.elapsed()
+                })
+            });
         });
     }
+    group.finish();
 }
+
+/// The Cronofy case stage by stage, so the profile's split is on record: each stage includes the
+/// ones before it.
+fn cronofy_stages(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let codec = EventCodec::get().unwrap();
+    let cases = cases();
+    let case = &cases[0];
+    let request = WebhookRequest {
+        headers: &case.headers,
+        query: &case.query,
+        body: &case.body,
+        peer: None,
+        received_at: case.received_at,
+    };
+    let mut group = c.benchmark_group("cronofy stages");
+    let mut stage = |name: &str, upto: u8| {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iterations| {
+                runtime.block_on(async {
+                    let started = Instant::now();
+                    for _ in 0..iterations {
+                        let verified = case.provider.verify(&request).await.unwrap();
+                        if upto == 0 {
+                            black_box(verified);
+                            continue;
+                        }
+                        let mapped = case.provider.map("bench", verified).await.unwrap();
+                        if let (Mapped::Event(event), 2) = (&mapped, upto) {
+                            black_box(codec.encode(event).unwrap());
+                        }
+                        black_box(mapped);
+                    }
+                    started.elapsed()
+                })
+            });
+        });
+    };
+    stage("1 verify (HMAC-SHA256)", 0);
+    stage("2 + map (JSON parse, dedup key)", 1);
+    stage("3 + Avro encode", 2);
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    targets = pipeline, cronofy_stages
+}
+criterion_main!(benches);
