@@ -362,6 +362,37 @@ mod tests {
     use actix_web::http::header::{HeaderName, HeaderValue};
     use time::macros::datetime;
 
+    /// A record whose `headers` map claims 4 million entries in a few bytes: refused, and
+    /// apache-avro may allocate at most hookbridge's cap on the way (its default let it reserve
+    /// 650 MB; `fuzz/regressions/dead_letter/` keeps the input the fuzzer found).
+    #[test]
+    fn a_huge_length_prefix_is_refused_within_the_allocation_cap() {
+        let codec = DeadLetterCodec::get().unwrap();
+        assert_eq!(
+            apache_avro::util::max_allocation_bytes(usize::MAX),
+            crate::event::avro::MAX_DECODE_ALLOCATION_BYTES
+        );
+        let letter = DeadLetter::new(DeadLetterInput {
+            source: "s",
+            provider: "p",
+            stage: Stage::Map,
+            reason_code: "c",
+            reason_message: "m".into(),
+            received_at: datetime!(2026-03-07 00:00 UTC),
+            body: Bytes::from_static(b"{}"),
+            body_content_type: "application/json",
+            headers: &HeaderMap::new(),
+            event_id: None,
+            topic: None,
+        });
+        let mut bytes = codec.encode(&letter).unwrap();
+        // The empty `headers` map is the last byte (a zero block count): claim 2^22 entries,
+        // 300 MB of them: under apache-avro's default cap, over ours.
+        assert_eq!(bytes.pop(), Some(0));
+        bytes.extend_from_slice(&[0x80, 0x80, 0x80, 0x04]);
+        assert!(codec.decode(&bytes).is_err());
+    }
+
     fn headers(pairs: &[(&'static str, &[u8])]) -> HeaderMap {
         let mut map = HeaderMap::new();
         for (name, value) in pairs {

@@ -19,12 +19,15 @@
 //! - [`reload`]: secret rotation without a restart (SIGHUP or a changed file).
 //! - [`startup`], [`shutdown`], [`telemetry`], [`cli`]: running the process.
 //! - [`loadgen`]: the signed-webhook load generator behind `hookbridge loadgen` and `scripts/bench`.
+//! - `fuzzing` (hidden): the fuzz harnesses, shared by `fuzz/` and the regression test.
 
 pub mod cli;
 pub mod config;
 pub mod dead_letter;
 pub mod dedup;
 pub mod event;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod loadgen;
 pub mod metrics;

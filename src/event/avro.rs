@@ -20,6 +20,13 @@ pub const EVENT_SCHEMA_NAME: &str = "io.hookbridge.v1.Event";
 /// Media type of every published payload (CloudEvents `datacontenttype`).
 pub const EVENT_CONTENT_TYPE: &str = "application/avro;schema=io.hookbridge.v1.Event";
 
+/// The most apache-avro may allocate for one value it decodes (its own default is 512 MiB, and a
+/// map's hash table may take twice that): without a lower cap, a corrupt length prefix of a few
+/// bytes made `redrive`'s dead-letter decoder allocate 650 MB (found by `fuzz/`). No record
+/// hookbridge writes comes near it: brokers refuse far smaller messages (NATS at most 64 MiB,
+/// Kafka 1 MB by default).
+pub const MAX_DECODE_ALLOCATION_BYTES: usize = 64 * 1024 * 1024;
+
 /// Encoding failures. They mean a bug (the event does not fit the schema), never bad input.
 #[derive(Debug, thiserror::Error)]
 #[error("avro: {0}")]
@@ -84,6 +91,14 @@ pub(crate) fn load_schema(
     avsc: &'static str,
     cell: &'static OnceLock<Result<Schema, String>>,
 ) -> Result<(&'static Schema, GenericDatumWriter<'static>, String), String> {
+    // Process-wide and set once: every codec is loaded before anything is decoded.
+    let cap = apache_avro::util::max_allocation_bytes(MAX_DECODE_ALLOCATION_BYTES);
+    if cap > MAX_DECODE_ALLOCATION_BYTES {
+        tracing::warn!(
+            cap,
+            "apache-avro's allocation cap was set before hookbridge's"
+        );
+    }
     let schema = cell
         .get_or_init(|| Schema::parse_str(avsc).map_err(|e| e.to_string()))
         .as_ref()

@@ -5,7 +5,8 @@
 //! A preset is only a set of defaults: `provider = "github"` is `provider = "generic"` with the
 //! GitHub values filled in, and any key the source sets wins.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Mutex, PoisonError};
 
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -231,9 +232,18 @@ pub struct Generic {
     mapping: Mapping,
 }
 
-/// Header names live for the process; leaking the handful a config names keeps errors `'static`.
+/// Header names live for the process, which keeps errors `'static`. Each distinct name is leaked
+/// once and then reused: a config reload (SIGHUP, or every change of the file) validates the
+/// sources again, and leaking on each pass grew memory without bound (found by `fuzz/`).
 fn leak(name: String) -> &'static str {
-    Box::leak(name.into_boxed_str())
+    static NAMES: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
+    let mut names = NAMES.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(known) = names.get(name.as_str()) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(name.into_boxed_str());
+    names.insert(leaked);
+    leaked
 }
 
 impl Generic {
@@ -621,6 +631,15 @@ mod tests {
     use crate::providers::{block_on, expect_event};
     use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
     use bytes::Bytes;
+
+    /// Validating the same config again (a reload) leaks no new header name.
+    #[test]
+    fn a_header_name_is_leaked_once_however_often_configs_are_built() {
+        let first = leak("X-Fuzz-Leak-Once".to_owned());
+        let again = leak("X-Fuzz-Leak-Once".to_owned());
+        assert!(std::ptr::eq(first, again));
+        assert!(!std::ptr::eq(first, leak("X-Fuzz-Leak-Other".to_owned())));
+    }
 
     fn build(kind: &str, extra: &str, secrets: &[(&str, &str)]) -> Generic {
         let env: HashMap<String, String> = secrets

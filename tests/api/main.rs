@@ -12,6 +12,7 @@ mod cronofy;
 mod dead_letters;
 mod delivery;
 mod docplanner_model;
+mod fuzz_regressions;
 mod golden;
 mod helpers;
 mod ingress;
