@@ -15,6 +15,12 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+/// mimalloc instead of glibc's malloc: each webhook's handler future is one large allocation, and
+/// glibc answered those by consolidating its fast bins, a third of the gateway's CPU under load
+/// (perf, docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     hookbridge::startup::install_crypto_provider();
