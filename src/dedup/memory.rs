@@ -2,8 +2,15 @@
 //!
 //! Eviction under pressure can only cause a duplicate publish, never a loss, which is the safe
 //! direction for a dedup cache. The clock is `Instant`, so wall-clock jumps do not matter.
+//!
+//! Keys are kept as 128-bit digests, not strings: a key is ~80 bytes of text and the store holds it
+//! twice (table and eviction order), which made memory grow ~300 bytes per webhook under sustained
+//! load; a digest is 16. Two keys sharing a digest (2^-128 per pair) would only make the later
+//! webhook a false duplicate.
 
 use std::collections::{HashMap, VecDeque};
+
+use sha2::{Digest as _, Sha256};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -23,10 +30,20 @@ struct Entry {
     revision: u64,
 }
 
+/// The first 128 bits of the key's SHA-256.
+type KeyDigest = u128;
+
+fn digest(key: &str) -> KeyDigest {
+    let hash = Sha256::digest(key.as_bytes());
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&hash[..16]);
+    u128::from_be_bytes(first)
+}
+
 struct Inner {
-    entries: HashMap<String, Entry>,
+    entries: HashMap<KeyDigest, Entry>,
     /// Keys in claim order, for eviction; may hold keys already removed.
-    order: VecDeque<(String, u64)>,
+    order: VecDeque<(KeyDigest, u64)>,
     next_revision: u64,
 }
 
@@ -62,11 +79,12 @@ impl MemoryDedup {
         pending_timeout: Duration,
         now: Instant,
     ) -> Result<Claim, DedupError> {
+        let key = digest(key);
         let mut inner = self
             .inner
             .lock()
             .map_err(|_| DedupError("memory store lock poisoned".into()))?;
-        if let Some(entry) = inner.entries.get(key)
+        if let Some(entry) = inner.entries.get(&key)
             && entry.expires > now
         {
             return Ok(match entry.state {
@@ -77,7 +95,7 @@ impl MemoryDedup {
         let revision = inner.next_revision;
         inner.next_revision += 1;
         inner.entries.insert(
-            key.to_owned(),
+            key,
             Entry {
                 state: State::Pending,
                 expires: now + pending_timeout,
@@ -85,7 +103,7 @@ impl MemoryDedup {
                 revision,
             },
         );
-        inner.order.push_back((key.to_owned(), revision));
+        inner.order.push_back((key, revision));
         // Evict the oldest claims until within capacity (skipping stale order records).
         while inner.entries.len() > self.capacity {
             let Some((old, rev)) = inner.order.pop_front() else {
@@ -104,11 +122,12 @@ impl MemoryDedup {
     }
 
     fn confirm_at(&self, key: &str, revision: Revision, now: Instant) -> Result<(), DedupError> {
+        let key = digest(key);
         let mut inner = self
             .inner
             .lock()
             .map_err(|_| DedupError("memory store lock poisoned".into()))?;
-        if let Some(entry) = inner.entries.get_mut(key)
+        if let Some(entry) = inner.entries.get_mut(&key)
             && entry.revision == revision.0
         {
             entry.state = State::Done;
@@ -137,7 +156,7 @@ impl DedupStore for MemoryDedup {
             .inner
             .lock()
             .map_err(|_| DedupError("memory store lock poisoned".into()))?;
-        inner.entries.remove(key);
+        inner.entries.remove(&digest(key));
         Ok(())
     }
 }
