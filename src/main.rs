@@ -15,11 +15,12 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-/// mimalloc instead of glibc's malloc: each webhook's handler future is one large allocation, and
-/// glibc answered those by consolidating its fast bins, a third of the gateway's CPU under load
-/// (perf, docs/performance.md).
+/// jemalloc instead of glibc's malloc: each webhook makes several allocations over 1 KiB (the
+/// handler future actix boxes, the body, the Avro record), and glibc answered each by consolidating
+/// its fast bins, a third of the gateway's CPU under load. mimalloc fixed the CPU but cost 10 MiB
+/// of idle RSS; jemalloc did better on both (docs/performance.md).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
