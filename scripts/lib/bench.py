@@ -112,6 +112,33 @@ def measured(config, port, source, env, server_pid, broker_pid, extra=()):
     return report
 
 
+def scrape(port):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        return r.read().decode()
+
+
+def server_p99_ms(before, after, outcome):
+    """p99 of hookbridge_request_duration_seconds{outcome} between two scrapes, as the upper bound
+    of the bucket it falls in (server-side: no client queueing in it)."""
+    def buckets(text):
+        out = {}
+        for line in text.splitlines():
+            if (line.startswith("hookbridge_request_duration_seconds_bucket{")
+                    and f'outcome="{outcome}"' in line):
+                le = line.split('le="')[1].split('"')[0]
+                out[float("inf") if le == "+Inf" else float(le)] = float(line.rsplit(" ", 1)[1])
+        return out
+    b0, b1 = buckets(before), buckets(after)
+    counts = sorted((le, b1[le] - b0.get(le, 0.0)) for le in b1)
+    total = counts[-1][1] if counts else 0
+    if total <= 0:
+        return None
+    for le, cumulative in counts:
+        if cumulative >= 0.99 * total:
+            return le * 1000
+    return None
+
+
 def config_text(port, publisher, publisher_toml, max_in_flight=4096):
     return f"""
 [server]
@@ -216,10 +243,12 @@ def main():
         procs.append(gateway)
         loadgen(path, port, "cronofy", ["--connections", str(CONNECTIONS), "--duration", "2",
                                         "--warmup", "0", "--no-consume"], env)
+        before = scrape(port)
         overload = loadgen(path, port, "cronofy", [
             "--connections", str(CONNECTIONS * 4), "--rate", f"{2 * kafka_rate:.0f}",
             "--duration", str(SECONDS), "--warmup", "0"], env)
         overload["peak_rss_mib"] = memory_kib(gateway.pid, "VmHWM") / 1024
+        overload["server_p99_ms"] = server_p99_ms(before, scrape(port), "published")
         gateway.stop()
     finally:
         for p in procs:
@@ -261,8 +290,13 @@ def print_table(rows, startup, overload):
     o_503 = overload["statuses"].get("503", 0)
     print(f"\nstart to ready: NATS {startup['nats'][0]:.0f} ms, Kafka {startup['kafka'][0]:.0f} ms;"
           f" idle RSS: {startup['nats'][1]:.1f} / {startup['kafka'][1]:.1f} MiB")
-    print(f"overload (Kafka, open loop at {overload['target_rate']:.0f} req/s = 2x): "
-          f"{overload['ok_per_second']:.0f} req/s accepted, p99 {overload['latency']['p99_us'] / 1000:.1f} ms; "
+    sent_rate = overload["sent"] / overload["seconds"]
+    server_p99 = overload["server_p99_ms"]
+    print(f"overload (Kafka, open loop at {overload['target_rate']:.0f} req/s = 2x; the generator "
+          f"managed {sent_rate:.0f} req/s over {overload['seconds']:.0f} s): "
+          f"{overload['ok_per_second']:.0f} req/s accepted, server-side p99 of accepted "
+          f"<= {server_p99} ms (client-side, with the generator's own backlog, "
+          f"{overload['latency']['p99_us'] / 1000:.0f} ms); "
           f"{o_503} answered 503 ({overload['with_retry_after']} with Retry-After), "
           f"p99 of those {overload['rejected_latency']['p99_us'] / 1000:.1f} ms; "
           f"peak RSS {overload['peak_rss_mib']:.1f} MiB; io errors {overload['io_errors']}")
@@ -284,8 +318,8 @@ def print_table(rows, startup, overload):
          f"{max(s[0] for s in startup.values()):.0f} ms"),
         ("overload: excess gets 503 + Retry-After", o_503 > 0 and overload["with_retry_after"] == o_503,
          f"{o_503} x 503"),
-        ("overload: accepted p99 < 5 s (Cronofy's deadline)",
-         overload["latency"]["p99_us"] < 5_000_000, f"{overload['latency']['p99_us'] / 1000:.0f} ms"),
+        ("overload: accepted p99 (server-side) < 5 s (Cronofy's deadline)",
+         server_p99 is not None and server_p99 < 5_000, f"<= {server_p99} ms"),
         ("every accepted event consumed, none twice",
          all(r["consumer"]["events"] == r["ok"] and r["consumer"]["duplicates"] == 0
              and r["consumer"]["undecodable"] == 0 for r in (nats, kafka)), ""),
