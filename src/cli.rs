@@ -1,10 +1,11 @@
 //! Command line: `serve`, `check-config`, `redrive`, `loadgen`.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+
+use crate::loadgen::LoadOptions;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -55,40 +56,15 @@ pub enum Command {
     /// Send distinct, signed webhooks to a running gateway and report throughput, latency and
     /// what reached the broker (see docs/performance.md).
     Loadgen {
-        /// The gateway's config file: sources, secrets and publishers come from here.
-        #[arg(long, short)]
-        config: PathBuf,
-        /// The gateway's address.
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        target: SocketAddr,
-        /// A source to send to, optionally weighted (`cronofy_kafka=3`); repeat for a mix.
-        #[arg(long = "source", required = true, value_parser = parse_weighted)]
-        sources: Vec<(String, u32)>,
-        /// Concurrent keep-alive connections.
-        #[arg(long, default_value_t = 256)]
-        connections: usize,
-        /// Open loop at this many requests per second (default: closed loop).
-        #[arg(long)]
-        rate: Option<f64>,
-        /// Measured seconds.
-        #[arg(long, default_value = "10", value_parser = parse_seconds)]
-        duration: Duration,
-        /// Unmeasured seconds first.
-        #[arg(long, default_value = "2", value_parser = parse_seconds)]
-        warmup: Duration,
-        /// Approximate size of generated Cronofy bodies, in bytes.
-        #[arg(long, default_value_t = 1024)]
-        body_bytes: usize,
-        /// Do not read the topics back (for servers that publish nothing, like the HTTP ceiling).
-        #[arg(long)]
-        no_consume: bool,
+        #[command(flatten)]
+        options: LoadOptions,
         /// Print the report as one JSON object.
         #[arg(long)]
         json: bool,
     },
 }
 
-fn parse_weighted(raw: &str) -> Result<(String, u32), String> {
+pub(crate) fn parse_weighted(raw: &str) -> Result<(String, u32), String> {
     match raw.split_once('=') {
         None => Ok((raw.to_owned(), 1)),
         Some((name, weight)) => weight
@@ -98,7 +74,7 @@ fn parse_weighted(raw: &str) -> Result<(String, u32), String> {
     }
 }
 
-fn parse_seconds(raw: &str) -> Result<Duration, String> {
+pub(crate) fn parse_seconds(raw: &str) -> Result<Duration, String> {
     raw.parse::<f64>()
         .ok()
         .filter(|s| s.is_finite() && *s >= 0.0)

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use hookbridge::cli::{Cli, Command};
 use hookbridge::config::{Config, load_file};
-use hookbridge::loadgen::{self, LoadOptions};
+use hookbridge::loadgen;
 use hookbridge::redrive::{self, Filter};
 use hookbridge::startup::Application;
 use hookbridge::telemetry;
@@ -80,30 +80,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Loadgen {
-            config,
-            target,
-            sources,
-            connections,
-            rate,
-            duration,
-            warmup,
-            body_bytes,
-            no_consume,
-            json,
-        } => {
-            let options = LoadOptions {
-                config,
-                target,
-                sources,
-                connections,
-                rate,
-                duration,
-                warmup,
-                body_bytes,
-                consume: !no_consume,
-                drain: Duration::from_secs(5),
-            };
+        Command::Loadgen { options, json } => {
             let Ok(runtime) = tokio::runtime::Runtime::new() else {
                 eprintln!("cannot start the async runtime");
                 return ExitCode::FAILURE;

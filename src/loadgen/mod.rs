@@ -35,27 +35,42 @@ use self::sign::Signer;
 use crate::config::load_file;
 use crate::publish::topic::{TopicTemplate, TopicVars};
 
-/// What `hookbridge loadgen` was asked to do.
-#[derive(Debug, Clone)]
+/// What `hookbridge loadgen` was asked to do: its command-line flags.
+#[derive(Debug, Clone, clap::Args)]
 pub struct LoadOptions {
-    /// The gateway's config: sources, secrets and publishers come from here.
+    /// The gateway's config file: sources, secrets and publishers come from here.
+    #[arg(long, short)]
     pub config: PathBuf,
-    /// Where to send: `host:port` of the gateway (or of any server, for the HTTP ceiling).
+    /// The gateway's address (or any server's, for the HTTP ceiling).
+    #[arg(long, default_value = "127.0.0.1:8080")]
     pub target: SocketAddr,
-    /// Sources to send to, each with a weight: `cronofy_kafka` or `cronofy_kafka=3`.
+    /// A source to send to, optionally weighted (`cronofy_kafka=3`); repeat for a mix.
+    #[arg(long = "source", required = true, value_parser = crate::cli::parse_weighted)]
     pub sources: Vec<(String, u32)>,
     /// Concurrent keep-alive connections.
+    #[arg(long, default_value_t = 256)]
     pub connections: usize,
-    /// Open loop at this many requests per second; `None` is closed loop.
+    /// Open loop at this many requests per second (default: closed loop).
+    #[arg(long)]
     pub rate: Option<f64>,
+    /// Measured seconds.
+    #[arg(long, default_value = "10", value_parser = crate::cli::parse_seconds)]
     pub duration: Duration,
-    /// Unmeasured traffic first: connections, caches, topics and the allocator settle.
+    /// Unmeasured seconds first: connections, caches, topics and the allocator settle.
+    #[arg(long, default_value = "2", value_parser = crate::cli::parse_seconds)]
     pub warmup: Duration,
-    /// Approximate body size of generated Cronofy webhooks.
+    /// Approximate size of generated Cronofy bodies, in bytes.
+    #[arg(long, default_value_t = 1024)]
     pub body_bytes: usize,
-    /// Read the topics back and report what arrived.
+    /// Read the topics back and report what arrived; on unless `--no-consume`.
+    #[arg(
+        long = "no-consume",
+        action = clap::ArgAction::SetFalse,
+        help = "Do not read the topics back (for servers that publish nothing, like the HTTP ceiling)"
+    )]
     pub consume: bool,
     /// How long the consumer waits for stragglers after the load ends.
+    #[arg(skip = Duration::from_secs(5))]
     pub drain: Duration,
 }
 
