@@ -89,6 +89,37 @@ async fn closed_by_server(stream: &mut TcpStream) -> bool {
     )
 }
 
+/// Asserts a refusal: the status line, the reply's `code`, the `outcome` counted once, and nothing
+/// on the app's subjects.
+async fn assert_refused(
+    app: &TestApp,
+    nats: &NatsServer,
+    (head, body): (String, String),
+    status: u16,
+    code: &str,
+    outcome: &str,
+) {
+    assert!(head.starts_with(&format!("http/1.1 {status}")), "{head}");
+    let reply: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(reply["code"], code);
+    assert_eq!(
+        app.metric(
+            "hookbridge_webhooks_total",
+            &[("source", "cronofy"), ("outcome", outcome)]
+        ),
+        1.0
+    );
+    let published = read_nats(
+        &nats.url(),
+        &app.stream,
+        &format!("{}.>", app.prefix),
+        0,
+        Duration::from_millis(300),
+    )
+    .await;
+    assert!(published.is_empty(), "a refused webhook was published");
+}
+
 /// Slowloris: a client that opens a request and never finishes its headers holds a connection
 /// only until `request_head_timeout_ms`, then gets 408 and is disconnected.
 #[tokio::test]
@@ -121,27 +152,9 @@ async fn a_body_that_never_finishes_gets_408_and_nothing_is_published() {
     let cut = full.len() - 40;
 
     stream.write_all(&full.as_bytes()[..cut]).await.unwrap();
-    let (head, body) = read_response(&mut stream).await.expect("an answer");
+    let response = read_response(&mut stream).await.expect("an answer");
 
-    assert!(head.starts_with("http/1.1 408"), "{head}");
-    let reply: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(reply["code"], "body_timeout");
-    assert_eq!(
-        app.metric(
-            "hookbridge_webhooks_total",
-            &[("source", "cronofy"), ("outcome", "timed_out")]
-        ),
-        1.0
-    );
-    let published = read_nats(
-        &nats.url(),
-        &app.stream,
-        &format!("{}.>", app.prefix),
-        0,
-        Duration::from_millis(500),
-    )
-    .await;
-    assert!(published.is_empty(), "a cut-off body must not be published");
+    assert_refused(&app, &nats, response, 408, "body_timeout", "timed_out").await;
 }
 
 /// After `max_requests_per_connection` requests the answer says `Connection: close` and the
@@ -282,25 +295,7 @@ async fn a_chunked_body_over_the_limit_is_refused_while_streaming() {
         }
     }
     let _ignored = stream.write_all(b"0\r\n\r\n").await;
-    let (head, body) = read_response(&mut stream).await.expect("an answer");
+    let response = read_response(&mut stream).await.expect("an answer");
 
-    assert!(head.starts_with("http/1.1 413"), "{head}");
-    let reply: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(reply["code"], "payload_too_large");
-    assert_eq!(
-        app.metric(
-            "hookbridge_webhooks_total",
-            &[("source", "cronofy"), ("outcome", "too_large")]
-        ),
-        1.0
-    );
-    let published = read_nats(
-        &nats.url(),
-        &app.stream,
-        &format!("{}.>", app.prefix),
-        0,
-        Duration::from_millis(300),
-    )
-    .await;
-    assert!(published.is_empty());
+    assert_refused(&app, &nats, response, 413, "payload_too_large", "too_large").await;
 }

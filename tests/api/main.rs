@@ -17,6 +17,7 @@ mod golden;
 mod helpers;
 mod ingress;
 mod lifecycle;
+mod loadgen;
 mod metrics_catalogue;
 mod reconcile;
 mod reload;
