@@ -255,17 +255,25 @@ fn validate_server(raw: &RawServer, issues: &mut Vec<ConfigIssue>) -> Option<Ser
             "must be between 1 and 60000",
         ));
     }
-    if raw.health_interval_ms < 50 {
-        issues.push(ConfigIssue::new(
-            "server.health_interval_ms",
-            "must be at least 50",
-        ));
-    }
-    if raw.max_in_flight == 0 {
-        issues.push(ConfigIssue::new(
-            "server.max_in_flight",
-            "must be at least 1",
-        ));
+    // Lower bounds, one row each.
+    for (key, value, min) in [
+        ("server.health_interval_ms", raw.health_interval_ms, 50),
+        ("server.max_in_flight", raw.max_in_flight as u64, 1),
+        (
+            "server.max_requests_per_connection",
+            u64::from(raw.max_requests_per_connection),
+            1,
+        ),
+        ("server.max_header_bytes", raw.max_header_bytes as u64, 1024),
+        (
+            "server.max_connections_per_worker",
+            raw.max_connections_per_worker as u64,
+            1,
+        ),
+    ] {
+        if value < min {
+            issues.push(ConfigIssue::new(key, format!("must be at least {min}")));
+        }
     }
     for (key, value) in [
         (
@@ -277,24 +285,6 @@ fn validate_server(raw: &RawServer, issues: &mut Vec<ConfigIssue>) -> Option<Ser
         if value == 0 || value > 300_000 {
             issues.push(ConfigIssue::new(key, "must be between 1 and 300000"));
         }
-    }
-    if raw.max_requests_per_connection == 0 {
-        issues.push(ConfigIssue::new(
-            "server.max_requests_per_connection",
-            "must be at least 1",
-        ));
-    }
-    if raw.max_header_bytes < 1024 {
-        issues.push(ConfigIssue::new(
-            "server.max_header_bytes",
-            "must be at least 1024",
-        ));
-    }
-    if raw.max_connections_per_worker == 0 {
-        issues.push(ConfigIssue::new(
-            "server.max_connections_per_worker",
-            "must be at least 1",
-        ));
     }
     if raw.workers == Some(0) {
         issues.push(ConfigIssue::new("server.workers", "must be at least 1"));
