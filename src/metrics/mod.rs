@@ -64,6 +64,23 @@ pub struct Metrics {
     pub spool_capacity: IntGauge,
     /// `hookbridge_spool_drained_total{source}`: spooled events later delivered to the broker.
     pub spool_drained: IntCounterVec,
+    /// `hookbridge_spool_duplicates_total{source}`: events spooled without a dedup claim (the store
+    /// was down) that the drainer found already published, and dropped.
+    pub spool_duplicates: IntCounterVec,
+    /// `hookbridge_spool_quarantined`: entries moved aside because they can never be delivered as
+    /// they are (see `hookbridge spool quarantine`).
+    pub spool_quarantined: IntGauge,
+    /// `hookbridge_spool_quarantined_total{reason}`: entries moved to the quarantine, by reason.
+    pub spool_quarantined_total: IntCounterVec,
+    /// `hookbridge_dedup_unavailable_total{source}`: events that could not be checked against the
+    /// dedup store in time (spooled unclaimed, or answered 503).
+    pub dedup_unavailable: IntCounterVec,
+    /// `hookbridge_dedup_evictions_total{store}`: keys forgotten before their window ended because
+    /// the store was at its bound (a later resend of one would be published again).
+    pub dedup_evictions: IntCounterVec,
+    /// `hookbridge_dedup_keys{store}` and `hookbridge_dedup_bytes{store}`: what the store holds.
+    pub dedup_keys: IntGaugeVec,
+    pub dedup_bytes: IntGaugeVec,
     /// `hookbridge_reconcile_notifications_total{source, outcome}`: notifications pulled from the
     /// provider's API (`pulled`) and what became of each (`published`, `duplicate`, ...).
     pub reconcile_notifications: IntCounterVec,
@@ -160,6 +177,49 @@ impl Metrics {
             ),
             &["source"],
         )?;
+        let spool_duplicates = IntCounterVec::new(
+            Opts::new(
+                "hookbridge_spool_duplicates_total",
+                "Events spooled without a dedup claim that were already published when drained, and dropped.",
+            ),
+            &["source"],
+        )?;
+        let spool_quarantined = IntGauge::new(
+            "hookbridge_spool_quarantined",
+            "Spool entries in quarantine: they can never be delivered as they are.",
+        )?;
+        let spool_quarantined_total = IntCounterVec::new(
+            Opts::new(
+                "hookbridge_spool_quarantined_total",
+                "Spool entries moved to the quarantine, by reason.",
+            ),
+            &["reason"],
+        )?;
+        let dedup_unavailable = IntCounterVec::new(
+            Opts::new(
+                "hookbridge_dedup_unavailable_total",
+                "Events the dedup store could not check in time (spooled unclaimed, or answered 503).",
+            ),
+            &["source"],
+        )?;
+        let dedup_evictions = IntCounterVec::new(
+            Opts::new(
+                "hookbridge_dedup_evictions_total",
+                "Dedup keys forgotten before their window ended because the store was at its bound.",
+            ),
+            &["store"],
+        )?;
+        let dedup_keys = IntGaugeVec::new(
+            Opts::new("hookbridge_dedup_keys", "Keys the dedup store holds."),
+            &["store"],
+        )?;
+        let dedup_bytes = IntGaugeVec::new(
+            Opts::new(
+                "hookbridge_dedup_bytes",
+                "Bytes the dedup store takes (memory, file or key-value bucket).",
+            ),
+            &["store"],
+        )?;
         let in_flight = IntGauge::new(
             "hookbridge_in_flight_requests",
             "Webhook requests being handled.",
@@ -210,12 +270,19 @@ impl Metrics {
         registry.register(Box::new(spool_bytes.clone()))?;
         registry.register(Box::new(spool_drained.clone()))?;
         registry.register(Box::new(spool_capacity.clone()))?;
+        registry.register(Box::new(spool_duplicates.clone()))?;
+        registry.register(Box::new(spool_quarantined.clone()))?;
+        registry.register(Box::new(spool_quarantined_total.clone()))?;
+        registry.register(Box::new(dedup_unavailable.clone()))?;
+        registry.register(Box::new(dedup_evictions.clone()))?;
+        registry.register(Box::new(dedup_keys.clone()))?;
+        registry.register(Box::new(dedup_bytes.clone()))?;
         registry.register(Box::new(reconcile_notifications.clone()))?;
         registry.register(Box::new(reconcile_releases.clone()))?;
         registry.register(Box::new(reconcile_errors.clone()))?;
         registry.register(Box::new(config_reloads.clone()))?;
         registry.register(Box::new(build_info.clone()))?;
-        for outcome in ["success", "failure"] {
+        for outcome in ["success", "failure", "restart_required"] {
             config_reloads.with_label_values(&[outcome]);
         }
         build_info
@@ -237,6 +304,13 @@ impl Metrics {
             spool_bytes,
             spool_drained,
             spool_capacity,
+            spool_duplicates,
+            spool_quarantined,
+            spool_quarantined_total,
+            dedup_unavailable,
+            dedup_evictions,
+            dedup_keys,
+            dedup_bytes,
             reconcile_notifications,
             reconcile_releases,
             reconcile_errors,
@@ -254,6 +328,8 @@ impl Metrics {
         }
         self.dedup_hits.with_label_values(&[source, provider]);
         self.spool_drained.with_label_values(&[source]);
+        self.spool_duplicates.with_label_values(&[source]);
+        self.dedup_unavailable.with_label_values(&[source]);
         if reconciles {
             for outcome in [
                 "pulled",

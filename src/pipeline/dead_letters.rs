@@ -5,35 +5,6 @@
 use super::*;
 
 impl Pipeline {
-    /// The drainer's answer to a spooled event the broker refuses for good: a publish-stage dead
-    /// letter carrying the encoded event. True when it is safe there (the entry may be removed).
-    pub async fn dead_letter_spooled(&self, entry: &SpoolEntry, error: &PublishError) -> bool {
-        if entry.message.cloudevent.content_type == DEAD_LETTER_CONTENT_TYPE {
-            // A dead letter the broker refuses stays in the spool for an operator (and the spool
-            // depth alert): there is nowhere further to put it.
-            tracing::error!(source = %entry.source, topic = %entry.message.topic, error = %error, "the broker refuses a dead letter");
-            return false;
-        }
-        let Some(source) = self.source(&entry.source) else {
-            tracing::error!(source = %entry.source, "spooled for a source that is no longer configured");
-            return false;
-        };
-        let letter = DeadLetter::new(DeadLetterInput {
-            source: &entry.source,
-            provider: source.config.provider.kind(),
-            stage: Stage::Publish,
-            reason_code: error.code(),
-            reason_message: error.to_string(),
-            received_at: time::OffsetDateTime::now_utc(),
-            body: bytes::Bytes::from(entry.message.payload.clone()),
-            body_content_type: entry.message.cloudevent.content_type,
-            headers: &actix_web::http::header::HeaderMap::new(),
-            event_id: Some(&entry.message.dedup_key),
-            topic: Some(&entry.message.topic),
-        });
-        self.dead_letter(&source, letter).await.is_ok()
-    }
-
     #[allow(clippy::too_many_arguments)]
     pub(super) fn letter(
         &self,
@@ -125,6 +96,7 @@ impl Pipeline {
                         publisher: source.publisher.name.clone(),
                         source: name.to_owned(),
                         dedup_key: letter.id.clone(),
+                        claim_window: None,
                         message,
                     };
                     let spool = spool.clone();

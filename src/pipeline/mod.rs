@@ -131,6 +131,7 @@ impl PipelineError {
 const PENDING_MARGIN: Duration = Duration::from_secs(5);
 
 mod dead_letters;
+mod draining;
 pub mod rate_limit;
 mod spooling;
 
@@ -142,7 +143,44 @@ pub struct Pipeline {
     codec: &'static EventCodec,
     publish_timeout: Duration,
     dedup: AnyDedupStore,
+    dedup_health: StoreHealth,
     spool: Option<Arc<Spool>>,
+    /// The source table's generation, bumped by every reload.
+    reloads: tokio::sync::watch::Sender<u64>,
+}
+
+/// When the dedup store last failed, so an outage is met with an immediate answer.
+struct StoreHealth {
+    started: Instant,
+    /// Milliseconds after `started` of the last failure; 0 for none.
+    failed_at_ms: std::sync::atomic::AtomicU64,
+}
+
+impl StoreHealth {
+    const QUIET: Duration = Duration::from_secs(1);
+
+    fn new() -> Self {
+        StoreHealth {
+            started: Instant::now(),
+            failed_at_ms: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1)
+    }
+
+    fn failed(&self) {
+        self.failed_at_ms
+            .store(self.now_ms(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn recently_failed(&self) -> bool {
+        let at = self.failed_at_ms.load(std::sync::atomic::Ordering::Relaxed);
+        at != 0 && self.now_ms().saturating_sub(at) < Self::QUIET.as_millis() as u64
+    }
 }
 
 impl Pipeline {
@@ -161,7 +199,9 @@ impl Pipeline {
             codec: EventCodec::get()?,
             publish_timeout,
             dedup,
+            dedup_health: StoreHealth::new(),
             spool,
+            reloads: tokio::sync::watch::Sender::new(0),
         })
     }
 
@@ -176,11 +216,18 @@ impl Pipeline {
             .unwrap_or_default()
     }
 
-    /// Installs a new source table (config reload). In-flight requests finish with the old one.
+    /// Installs a new source table (config reload). In-flight requests finish with the old one;
+    /// tasks that hold source config (reconcilers) are told through [`Self::subscribe_reloads`].
     pub fn replace_sources(&self, sources: HashMap<String, Arc<Source>>) {
         if let Ok(mut current) = self.sources.write() {
             *current = Arc::new(sources);
         }
+        self.reloads.send_modify(|generation| *generation += 1);
+    }
+
+    /// Changes each time the source table is replaced.
+    pub fn subscribe_reloads(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.reloads.subscribe()
     }
 
     pub fn publishers(&self) -> &[Arc<NamedPublisher>] {
@@ -299,32 +346,40 @@ impl Pipeline {
             }
         };
         let message = self.encode(source, &event)?;
-        // Keys are scoped by source: two sources may legitimately carry the same provider id.
-        let key = format!("{}/{}", source.config.name, event.id);
-        let revision = match self
-            .dedup
-            .claim(
-                &key,
-                source.config.dedup_window,
-                self.publish_timeout + PENDING_MARGIN,
-            )
-            .await?
-        {
-            Claim::New(revision) => revision,
-            Claim::Duplicate => return Ok(Accepted::Duplicate { event_id: event.id }),
-            Claim::InFlight => return Err(PipelineError::InFlight),
-        };
-        let spool = match (&self.spool, source.config.on_broker_failure) {
-            (Some(spool), BrokerFailure::Spool) => Some(spool),
-            _ => None,
+        let key = message.dedup_key.clone();
+        let spool = self.spool_for(source);
+        let revision = match self.claim(&key, source.config.dedup_window).await {
+            Ok(Claim::New(revision)) => revision,
+            Ok(Claim::Duplicate) => return Ok(Accepted::Duplicate { event_id: event.id }),
+            Ok(Claim::InFlight) => return Err(PipelineError::InFlight),
+            Err(e) => {
+                self.metrics
+                    .dedup_unavailable
+                    .with_label_values(&[&source.config.name])
+                    .inc();
+                // A spooling source promised never to refuse for want of a broker; the dedup
+                // store being down is the same kind of outage. The event goes to disk unclaimed,
+                // and the drainer claims it (dropping it as a duplicate then) once the store
+                // answers again.
+                return match spool {
+                    Some(spool) => {
+                        tracing::warn!(source = %source.config.name, error = %e, "dedup store unavailable: spooling unclaimed");
+                        let claim = Some(source.config.dedup_window);
+                        self.spool_event(spool, source, key, claim, None, message, event.id)
+                            .await
+                    }
+                    None => Err(e.into()),
+                };
+            }
         };
         // While earlier events for this publisher wait in the spool, new ones queue behind them,
-        // so the broker receives them in the order they were accepted.
+        // so the broker receives them in the order they were accepted; while the publisher is known
+        // to be down there is no point in waiting out the deadline before spooling.
         if let Some(spool) = spool
-            && spool.pending_for(&source.publisher.name) > 0
+            && (spool.pending_for(&source.publisher.name) > 0 || !source.publisher.is_healthy())
         {
             return self
-                .spool_event(spool, source, key, revision, message, event.id)
+                .spool_event(spool, source, key, None, Some(revision), message, event.id)
                 .await;
         }
         match self.publish(&source.publisher, &message).await {
@@ -356,7 +411,7 @@ impl Pipeline {
             Err(e) => {
                 if let Some(spool) = spool {
                     return self
-                        .spool_event(spool, source, key, revision, message, event.id)
+                        .spool_event(spool, source, key, None, Some(revision), message, event.id)
                         .await;
                 }
                 // Not published: the provider's retry must not be taken for a duplicate.
@@ -366,7 +421,37 @@ impl Pipeline {
         }
     }
 
-    async fn confirm(&self, key: &str, revision: Revision) {
+    /// The spool, when this source uses one on a broker failure.
+    fn spool_for(&self, source: &Source) -> Option<&Arc<Spool>> {
+        match (&self.spool, source.config.on_broker_failure) {
+            (Some(spool), BrokerFailure::Spool) => Some(spool),
+            _ => None,
+        }
+    }
+
+    /// Claims a dedup key within a quarter of the publish deadline, so that a store that is
+    /// down costs a request neither its deadline nor (when it spools) its event. After a failure
+    /// the store is not asked again for a second: during an outage every request would otherwise
+    /// wait out the same bound.
+    pub(crate) async fn claim(&self, key: &str, window: Duration) -> Result<Claim, DedupError> {
+        if self.dedup_health.recently_failed() {
+            return Err(DedupError("the dedup store failed moments ago".into()));
+        }
+        let budget = self.publish_timeout / 4;
+        let claimed = tokio::time::timeout(
+            budget,
+            self.dedup
+                .claim(key, window, self.publish_timeout + PENDING_MARGIN),
+        )
+        .await
+        .unwrap_or_else(|_| Err(DedupError(format!("no answer within {budget:?}"))));
+        if claimed.is_err() {
+            self.dedup_health.failed();
+        }
+        claimed
+    }
+
+    pub(crate) async fn confirm(&self, key: &str, revision: Revision) {
         if let Err(e) = self.dedup.confirm(key, revision).await {
             // The event is safe all the same; at worst a retry is published again, which the
             // broker-side id (Nats-Msg-Id, hookbridge_dedup_key) lets consumers drop.
@@ -374,7 +459,7 @@ impl Pipeline {
         }
     }
 
-    async fn release(&self, key: &str) {
+    pub(crate) async fn release(&self, key: &str) {
         if let Err(e) = self.dedup.release(key).await {
             tracing::warn!(%key, error = %e, "could not release a dedup key after a failed publish");
         }
@@ -394,7 +479,9 @@ impl Pipeline {
         Ok(OutboundMessage {
             topic,
             key: event.partition_key.clone(),
-            dedup_key: event.id.as_str().to_owned(),
+            // Scoped by source like the gateway's own claim: two sources sharing a stream may
+            // carry the same provider id, and JetStream would take the second for a duplicate.
+            dedup_key: format!("{}/{}", source.config.name, event.id),
             cloudevent: CloudEventAttributes::of(event, self.codec.fingerprint()),
             payload: self.codec.encode(event)?,
         })
@@ -402,7 +489,7 @@ impl Pipeline {
 
     /// Publishes under the deadline; a failure marks the publisher unhealthy until the next
     /// successful health check or publish, so `/readyz` reacts at once.
-    async fn publish(
+    pub(crate) async fn publish(
         &self,
         publisher: &NamedPublisher,
         message: &OutboundMessage,

@@ -4,12 +4,16 @@ use super::*;
 
 impl Pipeline {
     /// Writes an accepted event to the spool (fsync'd) for the drainer to publish later.
+    /// `revision` is the claim taken on the key; without one, `claim_window` tells the drainer to
+    /// claim the key itself before publishing.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn spool_event(
         &self,
         spool: &Arc<Spool>,
         source: &Source,
         key: String,
-        revision: Revision,
+        claim_window: Option<Duration>,
+        revision: Option<Revision>,
         message: OutboundMessage,
         event_id: EventId,
     ) -> Result<Accepted, PipelineError> {
@@ -17,6 +21,7 @@ impl Pipeline {
             publisher: source.publisher.name.clone(),
             source: source.config.name.clone(),
             dedup_key: key.clone(),
+            claim_window,
             message,
         };
         let spool = spool.clone();
@@ -26,11 +31,15 @@ impl Pipeline {
         match pushed {
             Ok(_) => {
                 // Safe on disk: from the provider's point of view the event is delivered.
-                self.confirm(&key, revision).await;
+                if let Some(revision) = revision {
+                    self.confirm(&key, revision).await;
+                }
                 Ok(Accepted::Spooled { event_id })
             }
             Err(e) => {
-                self.release(&key).await;
+                if revision.is_some() {
+                    self.release(&key).await;
+                }
                 Err(PipelineError::Spool(e))
             }
         }

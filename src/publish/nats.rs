@@ -102,11 +102,11 @@ impl Publisher for NatsPublisher {
             .jetstream
             .send_publish(message.topic.clone(), publish)
             .await
-            .map_err(|e| classify(e.kind(), e.to_string()))?;
+            .map_err(|e| self.classify(e.kind(), e.to_string(), &message.topic))?;
         // A duplicate ack means JetStream already holds this id: the event is safe either way.
         ack.await
             .map(|_ack| ())
-            .map_err(|e| classify_ack(e.to_string()))
+            .map_err(|e| self.classify(e.kind(), e.to_string(), &message.topic))
     }
 
     async fn health_check(&self, timeout: Duration) -> Result<(), PublishError> {
@@ -123,16 +123,68 @@ impl Publisher for NatsPublisher {
     }
 }
 
-fn classify(kind: jetstream::context::PublishErrorKind, text: String) -> PublishError {
-    use jetstream::context::PublishErrorKind as K;
-    match kind {
-        K::MaxPayloadExceeded => PublishError::Rejected(text),
-        _ => PublishError::Unavailable(text),
+impl NatsPublisher {
+    /// Which refusals retrying cannot fix. "No responders" (no stream captures the subject) is
+    /// permanent only for a subject outside the configured stream's subjects: for one inside, it
+    /// is what a restarting server answers before JetStream has loaded its streams.
+    fn classify(
+        &self,
+        kind: jetstream::context::PublishErrorKind,
+        text: String,
+        subject: &str,
+    ) -> PublishError {
+        use jetstream::context::PublishErrorKind as K;
+        match kind {
+            K::MaxPayloadExceeded => PublishError::Rejected(text),
+            K::StreamNotFound
+                if !self
+                    .stream
+                    .subjects
+                    .iter()
+                    .any(|filter| subject_matches(filter, subject)) =>
+            {
+                PublishError::Rejected(format!(
+                    "{text}: subject {subject} is outside stream {}'s subjects",
+                    self.stream.name
+                ))
+            }
+            // JetStream's own refusals of this message: larger than the stream's max_msg_size
+            // (10054), or a stream that refuses new messages by its limits (10077).
+            K::Other if text.contains("10054") || text.contains("10077") => {
+                PublishError::Rejected(text)
+            }
+            _ => PublishError::Unavailable(text),
+        }
     }
 }
 
-fn classify_ack(text: String) -> PublishError {
-    // "no responders" means no stream captures the subject: a configuration error, but one that an
-    // operator fixes without the provider resending, so it is retryable from the provider's view.
-    PublishError::Unavailable(text)
+/// NATS subject matching: `*` matches one token, `>` one or more trailing tokens.
+fn subject_matches(filter: &str, subject: &str) -> bool {
+    let mut filter = filter.split('.');
+    let mut subject = subject.split('.');
+    loop {
+        match (filter.next(), subject.next()) {
+            (Some(">"), Some(_)) => return true,
+            (Some("*"), Some(_)) => {}
+            (Some(f), Some(s)) if f == s => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::subject_matches;
+
+    #[test]
+    fn subjects_match_like_the_server() {
+        assert!(subject_matches("webhooks.>", "webhooks.cronofy.change"));
+        assert!(!subject_matches("webhooks.>", "webhooks"));
+        assert!(subject_matches("a.*.c", "a.b.c"));
+        assert!(!subject_matches("a.*.c", "a.b.d"));
+        assert!(!subject_matches("a.*", "a.b.c"));
+        assert!(subject_matches("a.b", "a.b"));
+        assert!(!subject_matches("other.>", "webhooks.x"));
+    }
 }

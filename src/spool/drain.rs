@@ -1,41 +1,64 @@
 //! The background task that empties the spool into the brokers, oldest first.
 //!
-//! Per publisher, order is kept: once one of a publisher's events fails in a pass, its later
+//! Per publisher, order is kept: once one of a publisher's events must wait in a pass, its later
 //! events wait for the next pass, while other publishers' events go ahead. Passes that make no
 //! progress back off exponentially (100 ms to 30 s); any progress resets the back-off. An entry
 //! is removed from disk only after the broker acknowledged it, so a crash mid-drain can publish an
-//! event twice (the dedup key in `Nats-Msg-Id` / `hookbridge_dedup_key` absorbs that) but never
-//! lose one.
+//! event twice (the source-scoped id in `Nats-Msg-Id` / `hookbridge_dedup_key` absorbs that) but
+//! never lose one.
+//!
+//! An entry that can never be delivered as it is (unreadable, its publisher gone from the config,
+//! refused for good with its dead letter refused too) is moved to the spool's quarantine: waiting
+//! for it would stop every entry behind it, for good. Quarantined entries are counted in
+//! `hookbridge_spool_quarantined`, listed and requeued with `hookbridge spool`.
+//!
+//! What delivering one entry means (claiming its dedup key, publishing under the deadline,
+//! dead-lettering a refusal) is the [`SpoolSink`]'s business: the pipeline implements it, so the
+//! drainer publishes exactly the way a request does.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Spool, SpoolEntry, Spooled};
 use crate::metrics::Metrics;
-use crate::publish::{NamedPublisher, PublishError, Publisher};
 
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const BATCH: usize = 256;
 
-/// What to do with an entry the broker refuses for good (too large, not authorised): it must go
-/// somewhere visible, never be dropped. Returns true when it was taken care of.
-pub type OnRejected = Arc<
-    dyn Fn(&SpoolEntry, &PublishError) -> futures_util::future::BoxFuture<'static, bool>
-        + Send
-        + Sync,
->;
-
-pub struct Drainer {
-    pub spool: Arc<Spool>,
-    pub publishers: HashMap<String, Arc<NamedPublisher>>,
-    pub publish_timeout: Duration,
-    pub metrics: Metrics,
-    pub on_rejected: Option<OnRejected>,
+/// What became of one spooled entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// Published (or dead-lettered): safe, remove it.
+    Delivered,
+    /// Its dedup key was already published by the time the drainer claimed it: remove it.
+    Duplicate,
+    /// Not now (broker or dedup store unavailable): keep it, and keep its publisher's later
+    /// entries behind it.
+    Wait(String),
+    /// Never as it is: quarantine it, for this reason (a metric label, one word).
+    Poison(&'static str),
 }
 
-impl Drainer {
+/// Delivers one spooled entry the way the gateway delivers a request.
+pub trait SpoolSink: Send + Sync {
+    fn deliver(&self, entry: &SpoolEntry) -> impl Future<Output = Delivery> + Send;
+}
+
+impl<T: SpoolSink> SpoolSink for Arc<T> {
+    fn deliver(&self, entry: &SpoolEntry) -> impl Future<Output = Delivery> + Send {
+        T::deliver(self, entry)
+    }
+}
+
+pub struct Drainer<S> {
+    pub spool: Arc<Spool>,
+    pub sink: S,
+    pub metrics: Metrics,
+}
+
+impl<S: SpoolSink> Drainer<S> {
     pub async fn run(self) {
         let mut backoff = MIN_BACKOFF;
         loop {
@@ -71,76 +94,218 @@ impl Drainer {
         }
     }
 
-    /// One pass over a batch; true when anything was delivered.
-    async fn pass(&self, batch: Vec<Spooled>) -> bool {
+    /// One pass over a batch; true when any entry left the queue.
+    pub async fn pass(&self, batch: Vec<Spooled>) -> bool {
         let mut blocked: HashSet<String> = HashSet::new();
         let mut progressed = false;
         for (seq, entry) in batch {
             let entry = match entry {
                 Ok(entry) => entry,
                 Err(e) => {
-                    // Kept on disk for an operator: deleting it would lose an accepted event.
-                    tracing::error!(seq, error = %e, "unreadable spool entry left in place");
+                    tracing::error!(seq, error = %e, "unreadable spool entry: quarantined");
+                    progressed |= self.quarantine(seq, None, "unreadable").await;
                     continue;
                 }
             };
             if blocked.contains(&entry.publisher) {
                 continue;
             }
-            let Some(publisher) = self.publishers.get(&entry.publisher) else {
-                tracing::error!(seq, publisher = %entry.publisher, "spooled for a publisher that is no longer configured");
-                blocked.insert(entry.publisher.clone());
-                continue;
-            };
-            let result = match tokio::time::timeout(
-                self.publish_timeout,
-                publisher.inner.publish(&entry.message),
-            )
-            .await
-            {
-                Ok(r) => r,
-                Err(_) => Err(PublishError::Timeout(self.publish_timeout)),
-            };
-            let delivered = match &result {
-                Ok(()) => true,
-                Err(e @ PublishError::Rejected(_)) => match &self.on_rejected {
-                    Some(handler) => handler(&entry, e).await,
-                    None => false,
-                },
-                Err(_) => false,
-            };
-            if delivered {
-                let spool = self.spool.clone();
-                let name = entry.publisher.clone();
-                match tokio::task::spawn_blocking(move || spool.remove(seq, &name)).await {
-                    Ok(Ok(())) => {
+            match self.sink.deliver(&entry).await {
+                delivered @ (Delivery::Delivered | Delivery::Duplicate) => {
+                    if self.remove(seq, &entry).await {
                         progressed = true;
-                        self.metrics
-                            .spool_drained
-                            .with_label_values(&[&entry.source])
-                            .inc();
-                    }
-                    _ => {
-                        tracing::error!(
-                            seq,
-                            "delivered but could not remove from the spool; it will be sent again"
-                        );
+                        let counter = if delivered == Delivery::Duplicate {
+                            &self.metrics.spool_duplicates
+                        } else {
+                            &self.metrics.spool_drained
+                        };
+                        counter.with_label_values(&[&entry.source]).inc();
+                    } else {
                         blocked.insert(entry.publisher.clone());
                     }
                 }
-            } else {
-                if let Err(e) = result {
-                    tracing::debug!(seq, publisher = %entry.publisher, error = %e, "spool drain waits for the broker");
+                Delivery::Wait(why) => {
+                    tracing::debug!(seq, publisher = %entry.publisher, why, "spool drain waits");
+                    blocked.insert(entry.publisher.clone());
                 }
-                blocked.insert(entry.publisher.clone());
+                Delivery::Poison(reason) => {
+                    tracing::error!(seq, source = %entry.source, publisher = %entry.publisher, reason, "spooled event can never be delivered as it is: quarantined");
+                    if self
+                        .quarantine(seq, Some(entry.publisher.as_str()), reason)
+                        .await
+                    {
+                        progressed = true;
+                    } else {
+                        blocked.insert(entry.publisher.clone());
+                    }
+                }
             }
         }
         progressed
+    }
+
+    async fn remove(&self, seq: u64, entry: &SpoolEntry) -> bool {
+        let spool = self.spool.clone();
+        let name = entry.publisher.clone();
+        match tokio::task::spawn_blocking(move || spool.remove(seq, &name)).await {
+            Ok(Ok(())) => true,
+            _ => {
+                tracing::error!(
+                    seq,
+                    "delivered but could not remove from the spool; it will be sent again"
+                );
+                false
+            }
+        }
+    }
+
+    async fn quarantine(&self, seq: u64, publisher: Option<&str>, reason: &'static str) -> bool {
+        let spool = self.spool.clone();
+        let publisher = publisher.map(str::to_owned);
+        let moved = tokio::task::spawn_blocking(move || {
+            spool.quarantine(seq, publisher.as_deref(), reason)
+        })
+        .await;
+        match moved {
+            Ok(Ok(())) => {
+                self.metrics
+                    .spool_quarantined_total
+                    .with_label_values(&[reason])
+                    .inc();
+                self.export_depth();
+                true
+            }
+            Ok(Err(e)) => {
+                tracing::error!(seq, error = %e, "cannot quarantine a spool entry");
+                false
+            }
+            Err(e) => {
+                tracing::error!(seq, error = %e, "spool quarantine task failed");
+                false
+            }
+        }
     }
 
     fn export_depth(&self) {
         let (events, bytes) = self.spool.depth();
         self.metrics.spool_events.set(events as i64);
         self.metrics.spool_bytes.set(bytes as i64);
+        self.metrics
+            .spool_quarantined
+            .set(self.spool.quarantined_count() as i64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::cloudevents::CloudEventAttributes;
+    use crate::publish::OutboundMessage;
+    use std::sync::Mutex;
+
+    /// Delivers everything except what it was told is poison or must wait, and records the order.
+    #[derive(Default)]
+    struct Recorder {
+        poison: Vec<String>,
+        waiting: Vec<String>,
+        delivered: Mutex<Vec<String>>,
+    }
+
+    impl SpoolSink for Recorder {
+        async fn deliver(&self, entry: &SpoolEntry) -> Delivery {
+            let key = entry.message.key.clone();
+            if self.poison.contains(&key) {
+                return Delivery::Poison("broker_rejected");
+            }
+            if self.waiting.contains(&key) {
+                return Delivery::Wait("broker down".into());
+            }
+            self.delivered.lock().unwrap().push(key);
+            Delivery::Delivered
+        }
+    }
+
+    fn entry(publisher: &str, key: &str) -> SpoolEntry {
+        SpoolEntry {
+            publisher: publisher.into(),
+            source: "s".into(),
+            dedup_key: format!("s/{key}"),
+            claim_window: None,
+            message: OutboundMessage {
+                topic: "t".into(),
+                key: key.into(),
+                dedup_key: format!("s/{key}"),
+                cloudevent: CloudEventAttributes {
+                    attributes: vec![("id", key.into())],
+                    content_type: crate::event::avro::EVENT_CONTENT_TYPE,
+                },
+                payload: vec![1],
+            },
+        }
+    }
+
+    fn drainer(name: &str, sink: Recorder) -> Drainer<Recorder> {
+        let d =
+            std::env::temp_dir().join(format!("hookbridge-drain-{name}-{}", std::process::id()));
+        let _fresh = std::fs::remove_dir_all(&d);
+        let registry = prometheus::Registry::new();
+        Drainer {
+            spool: Arc::new(Spool::open(&d, 1 << 20).unwrap()),
+            sink,
+            metrics: Metrics::register(&registry).unwrap(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_poison_head_is_quarantined_and_blocks_nothing_behind_it() {
+        let d = drainer(
+            "poison",
+            Recorder {
+                poison: vec!["bad".into()],
+                ..Recorder::default()
+            },
+        );
+        for key in ["bad", "a", "b"] {
+            d.spool.push(&entry("nats", key)).unwrap();
+        }
+        // Bytes that do not decode, as a damaged disk would leave them, at the head of the rest.
+        d.spool.push_raw_for_tests(&[42, 0, 1]).unwrap();
+        d.spool.push(&entry("nats", "c")).unwrap();
+        assert!(d.pass(d.spool.oldest(10).unwrap()).await);
+        assert_eq!(*d.sink.delivered.lock().unwrap(), ["a", "b", "c"]);
+        assert_eq!(d.spool.depth().0, 0);
+        assert_eq!(d.spool.quarantined_count(), 2);
+        let reasons: Vec<String> = d
+            .spool
+            .quarantined()
+            .unwrap()
+            .into_iter()
+            .map(|(_, reason, _)| reason)
+            .collect();
+        assert_eq!(reasons, ["broker_rejected", "unreadable"]);
+        let text = d.metrics.render().unwrap();
+        assert!(text.contains("hookbridge_spool_quarantined 2"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn an_entry_that_must_wait_holds_its_publisher_only() {
+        let d = drainer(
+            "wait",
+            Recorder {
+                waiting: vec!["n1".into()],
+                ..Recorder::default()
+            },
+        );
+        d.spool.push(&entry("nats", "n1")).unwrap();
+        d.spool.push(&entry("nats", "n2")).unwrap();
+        d.spool.push(&entry("kafka", "k1")).unwrap();
+        d.pass(d.spool.oldest(10).unwrap()).await;
+        assert_eq!(
+            *d.sink.delivered.lock().unwrap(),
+            ["k1"],
+            "n2 stays behind n1, in order; kafka goes ahead"
+        );
+        assert_eq!(d.spool.depth().0, 2);
+        assert_eq!(d.spool.quarantined_count(), 0);
     }
 }

@@ -10,7 +10,9 @@ use crate::publish::OutboundMessage;
 
 use super::SpoolError;
 
-const VERSION: u8 = 1;
+/// Version 2 added the claim window; version 1 entries were always claimed before spooling.
+const VERSION: u8 = 2;
+const VERSION_CLAIMED: u8 = 1;
 
 /// CloudEvents attribute names are `&'static str` in memory; decoding maps them back.
 const ATTRIBUTE_NAMES: &[&str] = &[
@@ -30,8 +32,12 @@ pub struct SpoolEntry {
     /// Name of the publisher it is for.
     pub publisher: String,
     pub source: String,
-    /// The source-scoped dedup key (already confirmed when spooled).
+    /// The source-scoped dedup key.
     pub dedup_key: String,
+    /// `None`: the key was claimed and confirmed when the event was spooled. `Some(window)`: the
+    /// dedup store could not be reached then, so the drainer claims the key for this window
+    /// before publishing (and drops the entry if it is a duplicate by then).
+    pub claim_window: Option<std::time::Duration>,
     pub message: OutboundMessage,
 }
 
@@ -98,6 +104,8 @@ impl SpoolEntry {
         }
         put(&mut out, m.cloudevent.content_type.as_bytes());
         put(&mut out, &m.payload);
+        let window = self.claim_window.map_or(0, |w| w.as_secs().max(1));
+        put(&mut out, &window.to_le_bytes());
         out
     }
 
@@ -105,7 +113,7 @@ impl SpoolEntry {
         let (version, rest) = bytes
             .split_first()
             .ok_or_else(|| SpoolError::Corrupt("empty entry".into()))?;
-        if *version != VERSION {
+        if *version != VERSION && *version != VERSION_CLAIMED {
             return Err(SpoolError::Corrupt(format!(
                 "unknown entry version {version}"
             )));
@@ -138,10 +146,23 @@ impl SpoolEntry {
             _ => return Err(SpoolError::Corrupt("unknown content type".into())),
         };
         let payload = r.bytes()?.to_vec();
+        let claim_window = if *version == VERSION_CLAIMED {
+            None
+        } else {
+            let secs: [u8; 8] = r
+                .bytes()?
+                .try_into()
+                .map_err(|_| SpoolError::Corrupt("bad claim window".into()))?;
+            match u64::from_le_bytes(secs) {
+                0 => None,
+                secs => Some(std::time::Duration::from_secs(secs)),
+            }
+        };
         Ok(SpoolEntry {
             publisher,
             source,
             dedup_key: scoped_key,
+            claim_window,
             message: OutboundMessage {
                 topic,
                 key,
@@ -166,6 +187,7 @@ mod tests {
             publisher: "nats".into(),
             source: "dp".into(),
             dedup_key: "dp/sha256:x".into(),
+            claim_window: None,
             message: OutboundMessage {
                 topic: "t".into(),
                 key: "k".into(),
@@ -199,5 +221,36 @@ mod tests {
         huge[1..5].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(SpoolEntry::decode(&huge).is_err());
         assert!(SpoolEntry::decode(&[9]).is_err());
+        let mut unclaimed = e.clone();
+        unclaimed.claim_window = Some(std::time::Duration::from_secs(3600));
+        assert_eq!(
+            SpoolEntry::decode(&unclaimed.encode()).unwrap(),
+            unclaimed,
+            "an unclaimed entry keeps the window the drainer must claim it for"
+        );
+    }
+
+    #[test]
+    fn version_1_entries_read_as_claimed() {
+        let e = SpoolEntry {
+            publisher: "nats".into(),
+            source: "dp".into(),
+            dedup_key: "dp/x".into(),
+            claim_window: None,
+            message: OutboundMessage {
+                topic: "t".into(),
+                key: "k".into(),
+                dedup_key: "dp/x".into(),
+                cloudevent: CloudEventAttributes {
+                    attributes: vec![("id", "x".into())],
+                    content_type: EVENT_CONTENT_TYPE,
+                },
+                payload: vec![7],
+            },
+        };
+        let mut v1 = e.encode();
+        v1[0] = VERSION_CLAIMED;
+        v1.truncate(v1.len() - 12); // without the claim-window field
+        assert_eq!(SpoolEntry::decode(&v1).unwrap(), e);
     }
 }

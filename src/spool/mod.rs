@@ -27,6 +27,13 @@ pub use entry::SpoolEntry;
 pub type Spooled = (u64, Result<SpoolEntry, SpoolError>);
 
 const EVENTS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("events");
+/// Entries that can never be delivered as they are (unreadable, publisher gone, refused for good
+/// with their dead letter refused too), moved aside so they block nothing. Value: the reason,
+/// length-prefixed, then the entry's bytes exactly as they were spooled.
+const QUARANTINE: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("quarantine");
+
+/// One quarantined entry: its sequence number, why it was moved aside, and the entry.
+pub type Quarantined = (u64, String, Result<SpoolEntry, SpoolError>);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SpoolError {
@@ -48,6 +55,7 @@ pub struct Spool {
     bytes: AtomicU64,
     events: AtomicU64,
     next_seq: AtomicU64,
+    quarantined: AtomicU64,
     /// Spooled events per publisher: while a publisher has any, new events for it queue behind them.
     pending: Mutex<HashMap<String, u64>>,
     /// Wakes the drainer when something is spooled.
@@ -63,6 +71,7 @@ impl Spool {
         // Make sure the table exists so readers never fail on a fresh file.
         let txn = db.begin_write().map_err(storage)?;
         txn.open_table(EVENTS).map_err(storage)?;
+        txn.open_table(QUARANTINE).map_err(storage)?;
         txn.commit().map_err(storage)?;
 
         let spool = Spool {
@@ -71,6 +80,7 @@ impl Spool {
             bytes: AtomicU64::new(0),
             events: AtomicU64::new(0),
             next_seq: AtomicU64::new(1),
+            quarantined: AtomicU64::new(0),
             pending: Mutex::new(HashMap::new()),
             wake: tokio::sync::Notify::new(),
         };
@@ -88,6 +98,13 @@ impl Spool {
             if let Ok(entry) = SpoolEntry::decode(value.value()) {
                 *pending.entry(entry.publisher).or_default() += 1;
             }
+        }
+        let quarantine = txn.open_table(QUARANTINE).map_err(storage)?;
+        spool
+            .quarantined
+            .store(quarantine.len().map_err(storage)?, Ordering::Relaxed);
+        if let Some(item) = quarantine.last().map_err(storage)? {
+            last = last.max(item.0.value());
         }
         spool.next_seq.store(last + 1, Ordering::Relaxed);
         if let Ok(mut p) = spool.pending.lock() {
@@ -159,6 +176,111 @@ impl Spool {
         Ok(())
     }
 
+    /// Moves an entry that can never be delivered as it is to the quarantine, in one commit, so
+    /// the entries behind it (and other publishers') go on. `publisher` is the entry's, when it
+    /// could be read.
+    pub fn quarantine(
+        &self,
+        seq: u64,
+        publisher: Option<&str>,
+        reason: &str,
+    ) -> Result<(), SpoolError> {
+        let mut txn = self.db.begin_write().map_err(storage)?;
+        txn.set_durability(Durability::Immediate).map_err(storage)?;
+        let moved = {
+            let mut events = txn.open_table(EVENTS).map_err(storage)?;
+            let Some(bytes) = events
+                .remove(seq)
+                .map_err(storage)?
+                .map(|v| v.value().to_vec())
+            else {
+                return Ok(());
+            };
+            let mut value = Vec::with_capacity(bytes.len() + reason.len() + 4);
+            value.extend_from_slice(&(reason.len() as u32).to_le_bytes());
+            value.extend_from_slice(reason.as_bytes());
+            value.extend_from_slice(&bytes);
+            txn.open_table(QUARANTINE)
+                .map_err(storage)?
+                .insert(seq, value.as_slice())
+                .map_err(storage)?;
+            bytes.len() as u64
+        };
+        txn.commit().map_err(storage)?;
+        self.bytes.fetch_sub(moved, Ordering::Relaxed);
+        self.events.fetch_sub(1, Ordering::Relaxed);
+        self.quarantined.fetch_add(1, Ordering::Relaxed);
+        if let Some(publisher) = publisher
+            && let Ok(mut p) = self.pending.lock()
+            && let Some(n) = p.get_mut(publisher)
+        {
+            *n = n.saturating_sub(1);
+        }
+        Ok(())
+    }
+
+    /// Every quarantined entry, oldest first.
+    pub fn quarantined(&self) -> Result<Vec<Quarantined>, SpoolError> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(QUARANTINE).map_err(storage)?;
+        let mut out = Vec::new();
+        for item in table.iter().map_err(storage)? {
+            let (seq, value) = item.map_err(storage)?;
+            let (reason, bytes) = split_reason(value.value());
+            out.push((seq.value(), reason, SpoolEntry::decode(bytes)));
+        }
+        Ok(out)
+    }
+
+    /// Entries in quarantine.
+    pub fn quarantined_count(&self) -> u64 {
+        self.quarantined.load(Ordering::Relaxed)
+    }
+
+    /// Moves quarantined entries (all, or the one numbered `only`) back to the tail of the queue,
+    /// for the drainer to try again once what made them undeliverable is fixed. Returns how many.
+    pub fn requeue_quarantined(&self, only: Option<u64>) -> Result<u64, SpoolError> {
+        let mut txn = self.db.begin_write().map_err(storage)?;
+        txn.set_durability(Durability::Immediate).map_err(storage)?;
+        let mut moved = Vec::new();
+        {
+            let mut quarantine = txn.open_table(QUARANTINE).map_err(storage)?;
+            let seqs: Vec<u64> = quarantine
+                .iter()
+                .map_err(storage)?
+                .filter_map(|item| item.ok().map(|(seq, _)| seq.value()))
+                .filter(|seq| only.is_none_or(|only| only == *seq))
+                .collect();
+            let mut events = txn.open_table(EVENTS).map_err(storage)?;
+            for seq in seqs {
+                let Some(value) = quarantine
+                    .remove(seq)
+                    .map_err(storage)?
+                    .map(|v| v.value().to_vec())
+                else {
+                    continue;
+                };
+                let (_reason, bytes) = split_reason(&value);
+                let next = self.next_seq.fetch_add(1, Ordering::Relaxed);
+                events.insert(next, bytes).map_err(storage)?;
+                moved.push(bytes.to_vec());
+            }
+        }
+        txn.commit().map_err(storage)?;
+        for bytes in &moved {
+            self.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            self.events.fetch_add(1, Ordering::Relaxed);
+            self.quarantined.fetch_sub(1, Ordering::Relaxed);
+            if let Ok(entry) = SpoolEntry::decode(bytes)
+                && let Ok(mut p) = self.pending.lock()
+            {
+                *p.entry(entry.publisher).or_default() += 1;
+            }
+        }
+        self.wake.notify_one();
+        Ok(moved.len() as u64)
+    }
+
     /// (events, bytes) waiting.
     pub fn depth(&self) -> (u64, u64) {
         (
@@ -180,6 +302,21 @@ impl Spool {
             .unwrap_or(0)
     }
 
+    /// Appends bytes as they are, bypassing encoding: how tests put a damaged entry on disk.
+    #[cfg(test)]
+    pub fn push_raw_for_tests(&self, bytes: &[u8]) -> Result<u64, SpoolError> {
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        let txn = self.db.begin_write().map_err(storage)?;
+        txn.open_table(EVENTS)
+            .map_err(storage)?
+            .insert(seq, bytes)
+            .map_err(storage)?;
+        txn.commit().map_err(storage)?;
+        self.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        self.events.fetch_add(1, Ordering::Relaxed);
+        Ok(seq)
+    }
+
     /// Number of entries on disk (for tests and start-up logs).
     pub fn len_on_disk(&self) -> Result<u64, SpoolError> {
         let txn = self.db.begin_read().map_err(storage)?;
@@ -187,6 +324,18 @@ impl Spool {
             .map_err(storage)?
             .len()
             .map_err(storage)
+    }
+}
+
+/// A quarantine value: the reason and the entry's bytes (a damaged reason reads as `unknown`).
+fn split_reason(value: &[u8]) -> (String, &[u8]) {
+    let len = value
+        .get(..4)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map(|b| u32::from_le_bytes(b) as usize);
+    match len.and_then(|len| Some((value.get(4..4 + len)?, value.get(4 + len..)?))) {
+        Some((reason, bytes)) => (String::from_utf8_lossy(reason).into_owned(), bytes),
+        None => ("unknown".to_owned(), value),
     }
 }
 
@@ -201,6 +350,7 @@ mod tests {
             publisher: publisher.into(),
             source: "docplanner".into(),
             dedup_key: format!("docplanner/k{n}"),
+            claim_window: None,
             message: OutboundMessage {
                 topic: "webhooks.docplanner.appointment.booked".into(),
                 key: format!("k{n}"),
@@ -269,6 +419,47 @@ mod tests {
             accepted,
             "nothing was dropped or half-written"
         );
+        drop(s);
+        let _cleanup = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn quarantine_moves_an_entry_aside_survives_reopening_and_requeues_at_the_tail() {
+        let d = dir("quarantine");
+        {
+            let s = Spool::open(&d, 1 << 20).unwrap();
+            for n in 0..3 {
+                s.push(&entry("nats", n)).unwrap();
+            }
+            let head = s.oldest(1).unwrap()[0].0;
+            s.quarantine(head, Some("nats"), "publisher_gone").unwrap();
+            assert_eq!(s.depth().0, 2);
+            assert_eq!(s.pending_for("nats"), 2);
+            assert_eq!(s.quarantined_count(), 1);
+            let keys: Vec<String> = s
+                .oldest(10)
+                .unwrap()
+                .into_iter()
+                .map(|(_, e)| e.unwrap().message.key)
+                .collect();
+            assert_eq!(keys, ["k1", "k2"], "the entries behind it are next");
+        }
+        let s = Spool::open(&d, 1 << 20).unwrap();
+        assert_eq!(s.quarantined_count(), 1, "counted again after reopening");
+        let listed = s.quarantined().unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].1, "publisher_gone");
+        assert_eq!(listed[0].2.as_ref().unwrap().message.key, "k0");
+        assert_eq!(s.requeue_quarantined(None).unwrap(), 1);
+        assert_eq!(s.quarantined_count(), 0);
+        assert_eq!(s.pending_for("nats"), 3);
+        let keys: Vec<String> = s
+            .oldest(10)
+            .unwrap()
+            .into_iter()
+            .map(|(_, e)| e.unwrap().message.key)
+            .collect();
+        assert_eq!(keys, ["k1", "k2", "k0"], "requeued at the tail");
         drop(s);
         let _cleanup = std::fs::remove_dir_all(&d);
     }

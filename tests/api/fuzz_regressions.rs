@@ -514,6 +514,7 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
             publisher: "nats".into(),
             source: "docplanner".into(),
             dedup_key: "docplanner/sha256:ab".into(),
+            claim_window: None,
             message: OutboundMessage {
                 topic: "webhooks.docplanner.appointment.booked".into(),
                 key: "6263715".into(),
