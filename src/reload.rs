@@ -3,8 +3,12 @@
 //! swapped. A config that does not validate is refused and the running one kept (logged, counted).
 //!
 //! Content is compared rather than modification times: Kubernetes updates a mounted Secret by
-//! swapping a symlink, which leaves file times unreliable. Publishers (broker connections) are not
-//! reloaded: a change to them is refused with a message asking for a restart.
+//! swapping a symlink, which leaves file times unreliable.
+//!
+//! What is set up once at start (`[server]`, `[dedup]`, `[spool]`, the publishers) is not
+//! reloaded. A change there is reported as `restart_required` (logged with the sections, counted
+//! as its own outcome): the sources are still swapped when they can be wired to the running
+//! publishers, but the reload is not a success until the gateway restarts.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
@@ -19,16 +23,33 @@ pub struct Reloader {
     path: PathBuf,
     env: HashMap<String, String>,
     pipeline: Arc<Pipeline>,
+    running: Config,
     last: u64,
 }
 
+/// What a reload came to.
+#[derive(Debug, PartialEq, Eq)]
+enum Reloaded {
+    /// Everything in the new file is in force.
+    Applied { sources: usize },
+    /// Sources applied where possible; these sections need a restart to take effect.
+    NeedsRestart { sections: Vec<&'static str> },
+}
+
 impl Reloader {
-    pub fn new(path: PathBuf, env: HashMap<String, String>, pipeline: Arc<Pipeline>) -> Self {
+    /// `running` is the config the gateway started with: what a reload may not change.
+    pub fn new(
+        path: PathBuf,
+        env: HashMap<String, String>,
+        pipeline: Arc<Pipeline>,
+        running: Config,
+    ) -> Self {
         let last = fingerprint(&path);
         Reloader {
             path,
             env,
             pipeline,
+            running,
             last,
         }
     }
@@ -71,9 +92,13 @@ impl Reloader {
 
     fn reload(&self, why: &str) {
         let outcome = match self.try_reload() {
-            Ok(count) => {
-                tracing::info!(trigger = why, sources = count, "configuration reloaded");
+            Ok(Reloaded::Applied { sources }) => {
+                tracing::info!(trigger = why, sources, "configuration reloaded");
                 "success"
+            }
+            Ok(Reloaded::NeedsRestart { sections }) => {
+                tracing::warn!(trigger = why, sections = %sections.join(", "), "configuration changed where only a restart applies it; sources reloaded, the rest runs as started");
+                "restart_required"
             }
             Err(reason) => {
                 tracing::error!(trigger = why, %reason, "configuration reload refused; keeping the running one");
@@ -87,7 +112,7 @@ impl Reloader {
             .inc();
     }
 
-    fn try_reload(&self) -> Result<usize, String> {
+    fn try_reload(&self) -> Result<Reloaded, String> {
         let raw = load_file(&self.path, &self.env).map_err(|e| e.to_string())?;
         let config = Config::validate(raw, &self.env).map_err(|issues| {
             issues
@@ -96,7 +121,13 @@ impl Reloader {
                 .collect::<Vec<_>>()
                 .join("; ")
         })?;
-        let sources = build_sources(&config, &self.pipeline)?;
+        let sections = restart_only_changes(&self.running, &config);
+        let sources = match build_sources(&config, &self.pipeline) {
+            Ok(sources) => sources,
+            // Sources wired to publishers that only a restart creates: nothing can be applied.
+            Err(_) if !sections.is_empty() => return Ok(Reloaded::NeedsRestart { sections }),
+            Err(e) => return Err(e),
+        };
         let count = sources.len();
         for source in sources.values() {
             let provider = crate::providers::Provider::kind(&source.config.provider);
@@ -107,8 +138,30 @@ impl Reloader {
             );
         }
         self.pipeline.replace_sources(sources);
-        Ok(count)
+        if sections.is_empty() {
+            Ok(Reloaded::Applied { sources: count })
+        } else {
+            Ok(Reloaded::NeedsRestart { sections })
+        }
     }
+}
+
+/// The sections set up once at start that differ between `running` and `new`.
+fn restart_only_changes(running: &Config, new: &Config) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    if running.server != new.server {
+        changed.push("[server]");
+    }
+    if running.dedup != new.dedup {
+        changed.push("[dedup]");
+    }
+    if running.spool != new.spool {
+        changed.push("[spool]");
+    }
+    if running.publishers != new.publishers {
+        changed.push("[publishers]");
+    }
+    changed
 }
 
 /// The new source table, wired to the publishers already running.

@@ -22,9 +22,9 @@ use crate::http::{AppState, connection, routes};
 use crate::metrics::Metrics;
 use crate::pipeline::{Pipeline, Source};
 use crate::publish::{AnyPublisher, NamedPublisher, Publisher};
-use crate::reconcile::Reconciler;
+use crate::reconcile::Supervisor;
 use crate::spool::Spool;
-use crate::spool::drain::{Drainer, OnRejected};
+use crate::spool::drain::Drainer;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -51,9 +51,12 @@ pub struct Application {
     pipeline: Arc<Pipeline>,
     health_task: tokio::task::JoinHandle<()>,
     drain_task: Option<tokio::task::JoinHandle<()>>,
-    reconcilers: Vec<tokio::task::JoinHandle<()>>,
+    reconcilers: tokio::task::JoinHandle<()>,
     reload_task: Option<tokio::task::JoinHandle<()>>,
     reload_interval: Duration,
+    shutdown_grace: Duration,
+    /// The config it started with: what a reload may not change.
+    config: Config,
     stop_reconcilers: tokio::sync::watch::Sender<bool>,
     shutting_down: Arc<AtomicBool>,
     shutdown_delay: Duration,
@@ -76,34 +79,21 @@ impl Application {
             tokio::spawn(
                 Drainer {
                     spool,
-                    publishers: pipeline
-                        .publishers()
-                        .iter()
-                        .map(|p| (p.name.clone(), p.clone()))
-                        .collect(),
-                    publish_timeout: config.server.publish_timeout,
+                    sink: pipeline.clone(),
                     metrics: pipeline.metrics().clone(),
-                    on_rejected: Some(rejected_to_dead_letter(pipeline.clone())),
                 }
                 .run(),
             )
         });
 
-        // Reconcilers (Docplanner pull/release) run beside the server and stop with it.
+        // Reconcilers (Docplanner pull/release) run beside the server, follow reloads and stop
+        // with it, finishing the notifications they hold.
         let (stop_reconcilers, stop_signal) = tokio::sync::watch::channel(false);
-        let mut reconcilers = Vec::new();
-        for source in pipeline.sources() {
-            if let Some(reconcile) = &source.config.reconcile {
-                let reconciler =
-                    Reconciler::new(pipeline.clone(), source.clone(), reconcile.clone()).map_err(
-                        |reason| StartupError::Publisher {
-                            name: source.config.name.clone(),
-                            reason,
-                        },
-                    )?;
-                reconcilers.push(tokio::spawn(reconciler.run(stop_signal.clone())));
-            }
-        }
+        let mut supervisor = Supervisor::new(pipeline.clone());
+        supervisor
+            .sync(&stop_signal)
+            .map_err(|(name, reason)| StartupError::Publisher { name, reason })?;
+        let reconcilers = tokio::spawn(supervisor.run(stop_signal, config.server.shutdown_grace));
 
         // One round before serving, so /readyz is truthful from the first probe.
         let interval = config.server.health_interval;
@@ -164,6 +154,8 @@ impl Application {
             reconcilers,
             reload_task: None,
             reload_interval: config.server.reload_interval,
+            shutdown_grace: config.server.shutdown_grace,
+            config: config.clone(),
             stop_reconcilers,
             shutting_down,
             shutdown_delay: config.server.shutdown_delay,
@@ -180,7 +172,8 @@ impl Application {
 
     /// Re-reads `path` (and the secret files it references) on SIGHUP and when they change.
     pub fn watch_config(mut self, path: std::path::PathBuf, env: HashMap<String, String>) -> Self {
-        let reloader = crate::reload::Reloader::new(path, env, self.pipeline.clone());
+        let reloader =
+            crate::reload::Reloader::new(path, env, self.pipeline.clone(), self.config.clone());
         self.reload_task = Some(tokio::spawn(reloader.run(self.reload_interval)));
         self
     }
@@ -212,15 +205,12 @@ impl Application {
         });
         let result = self.server.await;
         stopper.abort();
-        // Reconcilers finish the notification in hand, then stop.
+        // Reconcilers finish the notifications in hand (the supervisor bounds that by the grace),
+        // then stop.
         let _stopping = self.stop_reconcilers.send(true);
-        for reconciler in self.reconcilers {
-            if tokio::time::timeout(Duration::from_secs(10), reconciler)
-                .await
-                .is_err()
-            {
-                tracing::warn!("a reconciler did not stop within 10 s");
-            }
+        let bound = self.shutdown_grace + Duration::from_secs(1);
+        if tokio::time::timeout(bound, self.reconcilers).await.is_err() {
+            tracing::warn!("reconcilers did not stop within the shutdown grace");
         }
         self.health_task.abort();
         if let Some(reload) = &self.reload_task {
@@ -334,16 +324,6 @@ pub async fn build_pipeline(
         .registry()
         .register(Box::new(certificates))?;
     Ok((pipeline, spool))
-}
-
-/// Routes spooled events the broker refuses for good to their source's dead-letter topic.
-fn rejected_to_dead_letter(pipeline: Arc<Pipeline>) -> OnRejected {
-    Arc::new(move |entry, error| {
-        let pipeline = pipeline.clone();
-        let entry = entry.clone();
-        let error = error.clone();
-        Box::pin(async move { pipeline.dead_letter_spooled(&entry, &error).await })
-    })
 }
 
 async fn health_loop(pipeline: Arc<Pipeline>, interval: Duration) {

@@ -44,14 +44,14 @@ pub struct Config {
     pub spool: Option<SpoolConfig>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SpoolConfig {
     pub path: std::path::PathBuf,
     pub max_bytes: u64,
 }
 
 /// A Docplanner source's reconciler.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ReconcileConfig {
     pub base_url: String,
     pub token_url: String,
@@ -71,7 +71,7 @@ pub enum BrokerFailure {
     Reject,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum DedupConfig {
     Memory {
         capacity: usize,
@@ -84,7 +84,7 @@ pub enum DedupConfig {
     },
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
     pub workers: usize,
@@ -111,13 +111,13 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum PublisherConfig {
     Kafka(KafkaConfig),
     Nats(NatsConfig),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct KafkaConfig {
     pub bootstrap_servers: String,
     pub properties: BTreeMap<String, String>,
@@ -128,7 +128,7 @@ pub struct KafkaConfig {
     pub linger_ms: u32,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NatsConfig {
     pub url: String,
     pub stream: String,
@@ -696,6 +696,27 @@ fn validate_source(
             return None;
         }
     };
+    // A provider that pushes each event once loses whatever we refuse, unless something recovers
+    // it: only a release makes Docplanner push again what it was refused (pulling finds only what
+    // is still queued, and a refused push is not).
+    let refuses = on_broker_failure == BrokerFailure::Reject || rate_limit.is_some();
+    let recovers = reconcile.as_ref().is_some_and(|r| r.release);
+    if provider.never_resends() && refuses && !recovers {
+        let why = if rate_limit.is_some() {
+            "a rate limit refuses pushes"
+        } else {
+            "`on_broker_failure = \"reject\"` refuses pushes while the broker is down"
+        };
+        issues.push(ConfigIssue::new(
+            format!("{key}.reconcile.release"),
+            format!(
+                "this provider never resends a refused push and {why}: set \
+                 `on_broker_failure = \"spool\"` without a rate limit, or \
+                 `[{key}.reconcile] release = true` so that what is refused is pushed again"
+            ),
+        ));
+        return None;
+    }
     Some(SourceConfig {
         rate_limit,
         reconcile,

@@ -6,8 +6,11 @@
 //! (`ReplyStyle::ServiceOptimizer`).
 //!
 //! Payload: `{"Type": "0", "WorkItemType": "1", "WorkItem": {"Id": "...", "WorkStatus": "..."}}`, all
-//! strings in the documentation; numbers are accepted too. No id and no time: the dedup key is the
-//! (type, job, status) triple, and the event time is the receive time.
+//! strings in the documentation; numbers are accepted too. No id and no time: the dedup key is a
+//! hash of the raw body, and the event time is the receive time. ServiceOptimizer resends an
+//! undelivered notification as it was, so its resends share the key; the (type, job, status)
+//! triple would not do, since a job can go through the same status twice (providers.md §2.4), and
+//! the second, genuine notification would be swallowed as a duplicate for the whole window.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -166,14 +169,7 @@ impl Provider for ServiceOptimizer {
             .into_string();
         let status = item.work_status.map(Text::into_string);
         let action = action(&kind);
-        let id = EventId::from_content(
-            source,
-            &[
-                kind.as_bytes(),
-                job.as_bytes(),
-                status.as_deref().unwrap_or("").as_bytes(),
-            ],
-        );
+        let id = EventId::from_content(source, &[request.body]);
         Ok(Mapped::Event(Box::new(CanonicalEvent {
             id,
             source: source.to_owned(),
@@ -277,6 +273,30 @@ mod tests {
         assert_eq!(
             run(&p, Some("eyJhbGciOiJIUzI1NiJ9.configured.token"), "{").unwrap_err(),
             "invalid_json"
+        );
+    }
+
+    #[test]
+    fn resends_share_a_key_and_a_second_genuine_notification_does_not() {
+        let p = provider();
+        let token = Some("eyJhbGciOiJIUzI1NiJ9.configured.token");
+        let first = expect_event(run(&p, token, CREATE).unwrap());
+        let resend = expect_event(run(&p, token, CREATE).unwrap());
+        assert_eq!(first.id, resend.id, "a resend is recognised");
+        // The same job back in the same status later: same triple, different notification.
+        let again = expect_event(
+            run(
+                &p,
+                token,
+                r#"{ "Type": "0", "WorkItemType": "1", "WorkItem": { "Id": "J-1001", "WorkStatus": "10", "Seq": 2 } }"#,
+            )
+            .unwrap(),
+        );
+        assert_eq!(again.subject, first.subject);
+        assert_eq!(again.event_type, first.event_type);
+        assert_ne!(
+            again.id, first.id,
+            "a genuine second notification is not a duplicate"
         );
     }
 

@@ -9,20 +9,31 @@
 //! - **release**: at most once per `release_interval` (Docplanner allows one an hour, answering 429
 //!   with `Retry-After` otherwise), ask Docplanner to push again what it considers unprocessed.
 //!
-//! A pulled notification has left Docplanner's queue, so pulling waits while the source's broker is
-//! down unless the source spools. Errors back off (up to ten intervals); readiness never depends on
-//! the Docplanner API; the loop stops when shutdown begins.
+//! A pulled notification has left Docplanner's queue, so the reconciler never drops one: each is
+//! published, spooled or dead-lettered before the next page is asked for. One that can be none of
+//! these (broker, dedup store and spool all unavailable) stays in hand, pulling stops, and the
+//! next round tries it first. Pulling also waits while the source's broker is down, spool or not:
+//! Docplanner's queue keeps a notification safer than anything we could do with it then. Errors
+//! back off (up to ten intervals); readiness never depends on the Docplanner API.
+//!
+//! Shutdown does not cut a round short: the notifications in hand are finished (within
+//! `shutdown_grace_secs`), no further page is pulled. A reload reaches the reconciler at its next
+//! round: a changed `[sources.X.reconcile]` (a rotated `client_secret`) takes effect, a removed
+//! source or reconcile table stops it, and [`Supervisor`] starts one for a source that gains it.
 
 pub mod api;
 
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::http::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use bytes::Bytes;
 
-use crate::config::{BrokerFailure, ReconcileConfig};
-use crate::pipeline::{Pipeline, Source};
+use tokio::sync::watch;
+
+use crate::config::ReconcileConfig;
+use crate::pipeline::{Pipeline, PipelineError, Source};
 use crate::providers::{Verified, WebhookRequest};
 use api::{DocplannerApi, Release};
 
@@ -34,6 +45,8 @@ pub struct Reconciler {
     source: Arc<Source>,
     config: ReconcileConfig,
     api: DocplannerApi,
+    /// Pulled and not yet published, spooled or dead-lettered, oldest first.
+    in_hand: VecDeque<serde_json::Value>,
 }
 
 impl Reconciler {
@@ -48,20 +61,26 @@ impl Reconciler {
             source,
             config,
             api,
+            in_hand: VecDeque::new(),
         })
     }
 
-    /// Runs until `stop` turns true.
-    pub async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) {
+    /// Runs until `stop` turns true (then finishes what it holds) or its source loses its
+    /// reconcile table in a reload.
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
         let name = self.source.config.name.clone();
         tracing::info!(source = %name, pull = self.config.pull, release = self.config.release, "reconciler started");
         let mut next_release = Instant::now();
         let mut backoff = self.config.interval;
         loop {
-            let healthy = tokio::select! {
-                ok = self.round(&mut next_release) => ok,
-                _ = stop.changed() => break,
-            };
+            if !self.follow_reload() {
+                break;
+            }
+            // Not raced against `stop`: a round cut short would drop the page in hand.
+            let healthy = self.round(&mut next_release, &stop).await;
+            if *stop.borrow() {
+                break;
+            }
             let wait = if healthy {
                 backoff = self.config.interval;
                 self.config.interval
@@ -74,31 +93,69 @@ impl Reconciler {
                 _ = stop.changed() => break,
             }
         }
+        if !self.in_hand.is_empty() {
+            // Shutdown with notifications in hand: one more try each, bounded by the caller's grace.
+            let stopped = watch::channel(true).1;
+            self.deliver_in_hand(&stopped).await;
+        }
+        if !self.in_hand.is_empty() {
+            tracing::error!(source = %name, held = self.in_hand.len(), "reconciler stopped holding pulled notifications it could not deliver");
+        }
         tracing::info!(source = %name, "reconciler stopped");
     }
 
-    /// One pull-and-release round; false when the API failed (so the next one backs off).
-    async fn round(&self, next_release: &mut Instant) -> bool {
+    /// Picks up a reloaded source; false when the source or its reconcile table is gone.
+    fn follow_reload(&mut self) -> bool {
+        let Some(current) = self.pipeline.source(&self.source.config.name) else {
+            tracing::info!(source = %self.source.config.name, "source removed by a reload: reconciler stops");
+            return false;
+        };
+        let Some(config) = current.config.reconcile.clone() else {
+            tracing::info!(source = %self.source.config.name, "reconcile removed by a reload: reconciler stops");
+            return false;
+        };
+        if config != self.config {
+            match DocplannerApi::new(config.clone()) {
+                Ok(api) => {
+                    tracing::info!(source = %self.source.config.name, "reconcile settings reloaded");
+                    self.api = api;
+                    self.config = config;
+                }
+                Err(e) => {
+                    tracing::error!(source = %self.source.config.name, error = %e, "reloaded reconcile settings unusable: keeping the old ones");
+                }
+            }
+        }
+        self.source = current;
+        true
+    }
+
+    /// One pull-and-release round; false when something failed (so the next one backs off).
+    async fn round(&mut self, next_release: &mut Instant, stop: &watch::Receiver<bool>) -> bool {
         let mut healthy = true;
         if self.config.pull {
-            healthy &= self.pull_all().await;
+            healthy &= self.pull_all(stop).await;
         }
-        if self.config.release && Instant::now() >= *next_release {
+        if self.config.release && Instant::now() >= *next_release && !*stop.borrow() {
             healthy &= self.release(next_release).await;
         }
         healthy
     }
 
-    async fn pull_all(&self) -> bool {
-        let spools = self.pipeline.spool().is_some()
-            && self.source.config.on_broker_failure == BrokerFailure::Spool;
-        if !spools && !self.source.publisher.is_healthy() {
-            // Pulling removes notifications from Docplanner's queue: leave them there until the
-            // broker can take them.
-            tracing::debug!(source = %self.source.config.name, "broker down and no spool: not pulling");
-            return true;
+    async fn pull_all(&mut self, stop: &watch::Receiver<bool>) -> bool {
+        if !self.deliver_in_hand(stop).await {
+            return false;
         }
         for _ in 0..MAX_PAGES {
+            if *stop.borrow() {
+                break;
+            }
+            if !self.source.publisher.is_healthy() {
+                // Pulling removes notifications from Docplanner's queue: leave them there until
+                // the broker can take them.
+                tracing::debug!(source = %self.source.config.name, "broker down: not pulling");
+                return true;
+            }
             let page = match self.api.pull().await {
                 Ok(page) => page,
                 Err(e) => {
@@ -108,8 +165,10 @@ impl Reconciler {
                 }
             };
             let pulled = page.notifications.len();
-            for notification in page.notifications {
-                self.deliver(notification).await;
+            self.count_n("pulled", pulled as u64);
+            self.in_hand.extend(page.notifications);
+            if !self.deliver_in_hand(stop).await {
+                return false;
             }
             if page.remaining == 0 || pulled == 0 {
                 break;
@@ -118,17 +177,32 @@ impl Reconciler {
         true
     }
 
-    /// Feeds one pulled notification through the same path as a pushed one.
-    async fn deliver(&self, notification: serde_json::Value) {
-        let name = self.source.config.name.as_str();
-        self.count("pulled");
-        let body = match serde_json::to_vec(&notification) {
-            Ok(bytes) => Bytes::from(bytes),
-            Err(_) => {
-                self.count("failed");
-                return;
+    /// Delivers what is in hand, in order; false (keeping the rest) at the first that cannot be
+    /// published, spooled or dead-lettered.
+    async fn deliver_in_hand(&mut self, stop: &watch::Receiver<bool>) -> bool {
+        while let Some(notification) = self.in_hand.front() {
+            match self.deliver(notification).await {
+                Ok(outcome) => {
+                    self.count(outcome);
+                    self.in_hand.pop_front();
+                }
+                Err(e) => {
+                    self.count("failed");
+                    tracing::error!(source = %self.source.config.name, code = e.code(), error = %e, held = self.in_hand.len(), stopping = *stop.borrow(), "a pulled notification could not be delivered: kept in hand, pulling paused");
+                    return false;
+                }
             }
-        };
+        }
+        true
+    }
+
+    /// Feeds one pulled notification through the same path as a pushed one.
+    async fn deliver(
+        &self,
+        notification: &serde_json::Value,
+    ) -> Result<&'static str, PipelineError> {
+        // Re-serialising a parsed JSON value cannot fail; an empty body would be dead-lettered.
+        let body = Bytes::from(serde_json::to_vec(notification).unwrap_or_default());
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         let request = WebhookRequest {
@@ -138,18 +212,10 @@ impl Reconciler {
             peer: None,
             received_at: time::OffsetDateTime::now_utc(),
         };
-        let outcome = match self
-            .pipeline
+        self.pipeline
             .map_and_deliver(&self.source, &request, Verified::pulled(&request))
             .await
-        {
-            Ok(accepted) => accepted.outcome(),
-            Err(e) => {
-                tracing::error!(source = name, code = e.code(), error = %e, "a pulled notification could not be delivered");
-                "failed"
-            }
-        };
-        self.count(outcome);
+            .map(|accepted| accepted.outcome())
     }
 
     async fn release(&self, next_release: &mut Instant) -> bool {
@@ -185,11 +251,15 @@ impl Reconciler {
     }
 
     fn count(&self, outcome: &str) {
+        self.count_n(outcome, 1);
+    }
+
+    fn count_n(&self, outcome: &str, n: u64) {
         self.pipeline
             .metrics()
             .reconcile_notifications
             .with_label_values(&[&self.source.config.name, outcome])
-            .inc();
+            .inc_by(n);
     }
 
     fn count_error(&self, operation: &str) {
@@ -198,5 +268,67 @@ impl Reconciler {
             .reconcile_errors
             .with_label_values(&[&self.source.config.name, operation])
             .inc();
+    }
+}
+
+/// Keeps one reconciler running per source that has a reconcile table, across reloads.
+pub struct Supervisor {
+    pipeline: Arc<Pipeline>,
+    running: HashMap<String, tokio::task::JoinHandle<()>>,
+}
+
+impl Supervisor {
+    pub fn new(pipeline: Arc<Pipeline>) -> Self {
+        Supervisor {
+            pipeline,
+            running: HashMap::new(),
+        }
+    }
+
+    /// Starts the missing reconcilers; an error names the source whose settings are unusable.
+    pub fn sync(&mut self, stop: &watch::Receiver<bool>) -> Result<(), (String, String)> {
+        self.running.retain(|_, task| !task.is_finished());
+        for source in self.pipeline.sources() {
+            let Some(config) = &source.config.reconcile else {
+                continue;
+            };
+            if self.running.contains_key(&source.config.name) {
+                continue;
+            }
+            let reconciler = Reconciler::new(self.pipeline.clone(), source.clone(), config.clone())
+                .map_err(|reason| (source.config.name.clone(), reason))?;
+            self.running.insert(
+                source.config.name.clone(),
+                tokio::spawn(reconciler.run(stop.clone())),
+            );
+        }
+        Ok(())
+    }
+
+    /// Follows reloads until `stop`, then waits up to `grace` for every reconciler to finish the
+    /// notifications in hand.
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>, grace: Duration) {
+        let mut reloads = self.pipeline.subscribe_reloads();
+        loop {
+            tokio::select! {
+                changed = reloads.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    // A reconciler whose source lost its table notices at its next round; give a
+                    // source that regained one a fresh reconciler once the old one has gone.
+                    if let Err((source, reason)) = self.sync(&stop) {
+                        tracing::error!(%source, %reason, "cannot start a reconciler after a reload");
+                    }
+                }
+                _ = stop.changed() => break,
+            }
+        }
+        let deadline = tokio::time::Instant::now() + grace;
+        for (source, task) in self.running {
+            if tokio::time::timeout_at(deadline, task).await.is_err() {
+                tracing::warn!(%source, "a reconciler did not finish within the shutdown grace");
+            }
+        }
     }
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::brokers::NatsServer;
+use crate::brokers::{NatsServer, TempDir};
 use crate::consumers::read_nats;
 use crate::docplanner_model::DocplannerModel;
 use crate::helpers::{TestApp, spawn_with_config, unique};
@@ -25,6 +25,7 @@ struct Setup {
     nats: NatsServer,
     model: DocplannerModel,
     app: TestApp,
+    _spool: TempDir,
 }
 
 async fn setup(pull: bool, release: bool, token_ttl: Duration) -> Setup {
@@ -44,14 +45,19 @@ async fn setup_with(
         model.add_unprocessed(n.clone());
     }
     let (stream, prefix) = (unique("RC"), unique("rc"));
+    // The recommended topology: Docplanner never resends, so its source spools (the default
+    // whenever a [spool] exists); the config check refuses `reject` without a release.
+    let spool = TempDir::new("rc-spool");
     let text = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\nworkers = 1\nhealth_interval_ms = 200\n\n\
+         [spool]\npath = \"{}\"\n\n\
          [publishers.nats]\nkind = \"nats\"\nurl = \"{}\"\nstream = \"{stream}\"\nsubjects = [\"{prefix}.>\"]\n\n\
          [sources.docplanner]\nprovider = \"docplanner\"\npublisher = \"nats\"\ntopic = \"{prefix}.{{provider}}.{{type}}\"\n\
          dead_letter_topic = \"{prefix}.dead_letter.{{source}}\"\n\
          [sources.docplanner.verify]\napi_key_header = \"X-Api-Key\"\napi_keys = [\"env:DP_KEY\"]\n\
          [sources.docplanner.reconcile]\nbase_url = \"{base}/api/v3/integration\"\ntoken_url = \"{base}/oauth/v2/token\"\n\
          client_id = \"env:DP_CLIENT_ID\"\nclient_secret = \"env:DP_CLIENT_SECRET\"\npull = {pull}\nrelease = {release}\ninterval_secs = 1\nbatch = 2\n",
+        spool.path().display(),
         nats.url(),
         base = model.base,
     );
@@ -62,7 +68,12 @@ async fn setup_with(
     ]);
     let app = spawn_with_config(&text, &env, stream, prefix).await;
     model.push_to(&app.url("/webhooks/docplanner"), API_KEY);
-    Setup { nats, model, app }
+    Setup {
+        nats,
+        model,
+        app,
+        _spool: spool,
+    }
 }
 
 async fn wait_metric(app: &TestApp, name: &str, labels: &[(&str, &str)], at_least: f64) {
