@@ -52,6 +52,10 @@ pub const SNS_FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtu
 /// follow `tests/fixtures/golden/*.json`, so the seeds made from those fixtures verify. `{sns}`
 /// stands for [`SNS_FIXTURES`].
 pub const HARNESS_CONFIG: &str = r#"
+# Docplanner never resends, so its source spools; nothing here opens the spool.
+[spool]
+path = "/nonexistent/hookbridge-fuzz-spool"
+
 [publishers.nats]
 kind = "nats"
 url = "nats://127.0.0.1:4222"

@@ -731,11 +731,15 @@ async fn every_provider_refuses_bad_input_clearly_and_publishes_nothing() {
     let goldens = load_goldens();
     let stream = unique("B");
     let prefix = unique("b");
+    // Docplanner never resends, so its source spools (the config check refuses it otherwise).
+    let spool = crate::brokers::TempDir::new("bad-input-spool");
     let mut config = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\nworkers = 1\npublish_timeout_ms = 5000\n\
          health_interval_ms = 200\nbody_limit_bytes = {BODY_LIMIT}\n\n\
+         [spool]\npath = \"{}\"\n\n\
          [publishers.nats]\nkind = \"nats\"\nurl = \"{}\"\nstream = \"{stream}\"\n\
          subjects = [\"{prefix}.>\", \"webhooks.>\"]\n",
+        spool.path().display(),
         nats.url()
     );
     let mut env: HashMap<String, String> = HashMap::new();

@@ -87,7 +87,7 @@ async fn kafka_outage_gives_503_and_unready_then_recovers() {
     let mut kafka = KafkaBroker::start();
     if kafka.is_external() {
         eprintln!(
-            "external Kafka: this outage test needs a broker it can stop; covered by Tansu in CI"
+            "external Kafka: this outage test needs a broker it can stop; covered by the harness's own broker in CI"
         );
         return;
     }

@@ -1,9 +1,14 @@
 //! Real brokers as child processes on free ports, each with its own temporary directory and log
 //! file. `stop()` / `start()` simulate outages; `Drop` kills them.
 //!
-//! Binaries come from `HOOKBRIDGE_NATS_SERVER_BIN` and `HOOKBRIDGE_TANSU_BIN` (set by
-//! `scripts/test`, which installs them), falling back to `nats-server` / `tansu` on PATH. A missing
-//! broker fails the test with a message saying how to get it: broker tests are never skipped.
+//! nats-server comes from `HOOKBRIDGE_NATS_SERVER_BIN`, Apache Kafka's jars from
+//! `HOOKBRIDGE_KAFKA_LIBS` with its log4j2 file in `HOOKBRIDGE_KAFKA_LOG4J` (all set by
+//! `scripts/test`, which installs them into `.cache/`). A missing broker fails the test with a
+//! message saying how to get it: broker tests are never skipped.
+//!
+//! Kafka is a JVM that takes seconds to start on two busy cores, so tests that only publish and
+//! read share one per test binary ([`KafkaBroker::shared`], unique topics per test); tests that
+//! stop, pause or restart a broker start their own.
 //!
 //! Output goes to a log file, never to an inherited pipe: a broker that outlived a killed test run
 //! must not keep the CI runner's stdout open.
@@ -63,10 +68,14 @@ fn binary(var: &str, fallback: &str) -> String {
 }
 
 fn wait_for_port(port: u16, child: &mut Child, log: &Path, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    wait_for_port_within(port, child, log, what, Duration::from_secs(20));
+}
+
+fn wait_for_port_within(port: u16, child: &mut Child, log: &Path, what: &str, wait: Duration) {
+    let deadline = Instant::now() + wait;
     while Instant::now() < deadline {
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            // Tansu exits 0 when its port is taken; make sure the listener is our child.
+            // A server that found its port taken exits at once; make sure the listener is ours.
             std::thread::sleep(Duration::from_millis(50));
             if let Ok(Some(status)) = child.try_wait() {
                 let log = std::fs::read_to_string(log).unwrap_or_default();
@@ -83,7 +92,7 @@ fn wait_for_port(port: u16, child: &mut Child, log: &Path, what: &str) {
         std::thread::sleep(Duration::from_millis(20));
     }
     let log = std::fs::read_to_string(log).unwrap_or_default();
-    panic!("{what} did not listen on {port} within 20 s; its log:\n{log}");
+    panic!("{what} did not listen on {port} within {wait:?}; its log:\n{log}");
 }
 
 fn spawn_logged(program: &str, args: &[String], log: &Path) -> Child {
@@ -164,28 +173,63 @@ impl Drop for NatsServer {
     }
 }
 
-/// A Kafka-protocol broker: Tansu with in-memory storage, or an external Kafka from
-/// `HOOKBRIDGE_TEST_KAFKA_BOOTSTRAP` (then `stop`/`restart` are not available).
+/// SIGSTOP / SIGCONT: a broker that hangs without closing its connections.
+fn signal(child: &Option<Child>, name: &str) {
+    if let Some(c) = child {
+        let status = Command::new("kill")
+            .args([name, &c.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {name} {}", c.id());
+    }
+}
+
+impl NatsServer {
+    /// Freezes the server: connections stay open, nothing is answered.
+    pub fn pause(&self) {
+        signal(&self.child, "-STOP");
+    }
+
+    pub fn resume(&self) {
+        signal(&self.child, "-CONT");
+    }
+}
+
+/// Apache Kafka 4.x in KRaft mode, one node as broker and controller, with its log in a temp dir
+/// that survives `stop()`/`restart()` (a real restart: topics and records are kept). Or an
+/// external Kafka from `HOOKBRIDGE_TEST_KAFKA_BOOTSTRAP` (then it cannot be stopped).
 pub struct KafkaBroker {
     pub port: u16,
+    controller_port: u16,
     external: Option<String>,
     dir: TempDir,
     child: Option<Child>,
 }
 
+static SHARED_KAFKA: std::sync::OnceLock<KafkaBroker> = std::sync::OnceLock::new();
+
 impl KafkaBroker {
+    /// A broker of this test's own, for tests that stop, pause or restart it.
     pub fn start() -> Self {
         let external = std::env::var("HOOKBRIDGE_TEST_KAFKA_BOOTSTRAP").ok();
         let mut broker = KafkaBroker {
             port: free_port(),
+            controller_port: free_port(),
             external,
             dir: TempDir::new("kafka"),
             child: None,
         };
         if broker.external.is_none() {
+            broker.format();
             broker.restart();
         }
         broker
+    }
+
+    /// The broker every test of this binary that leaves it running shares; started on first use
+    /// and killed by its watchdog when the test process exits.
+    pub fn shared() -> &'static KafkaBroker {
+        SHARED_KAFKA.get_or_init(KafkaBroker::start)
     }
 
     pub fn bootstrap(&self) -> String {
@@ -198,29 +242,148 @@ impl KafkaBroker {
         self.external.is_some()
     }
 
+    fn libs() -> String {
+        let libs = std::env::var("HOOKBRIDGE_KAFKA_LIBS").unwrap_or_else(|_| {
+            panic!("HOOKBRIDGE_KAFKA_LIBS is not set: run the tests through scripts/test, which installs Apache Kafka into .cache/")
+        });
+        format!("{libs}/*")
+    }
+
+    fn properties(&self) -> PathBuf {
+        self.dir.path().join("server.properties")
+    }
+
+    /// Writes `server.properties` and formats the KRaft storage (what `kafka-storage.sh format`
+    /// runs), once per broker.
+    fn format(&self) {
+        let (port, cport) = (self.port, self.controller_port);
+        let log_dir = self.dir.path().join("log");
+        let text = format!(
+            "process.roles=broker,controller\nnode.id=1\n\
+             controller.quorum.bootstrap.servers=127.0.0.1:{cport}\n\
+             listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}\n\
+             advertised.listeners=PLAINTEXT://127.0.0.1:{port}\n\
+             controller.listener.names=CONTROLLER\ninter.broker.listener.name=PLAINTEXT\n\
+             listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT\n\
+             log.dirs={}\nnum.partitions=1\nauto.create.topics.enable=true\n\
+             offsets.topic.replication.factor=1\noffsets.topic.num.partitions=1\n\
+             transaction.state.log.replication.factor=1\ntransaction.state.log.min.isr=1\n\
+             share.coordinator.state.topic.replication.factor=1\nshare.coordinator.state.topic.min.isr=1\n\
+             group.initial.rebalance.delay.ms=0\n\
+             group.consumer.min.session.timeout.ms=1000\ngroup.consumer.min.heartbeat.interval.ms=500\n\
+             group.classic.min.session.timeout.ms=1000\n",
+            log_dir.display()
+        );
+        std::fs::write(self.properties(), text).expect("write server.properties");
+        // A cluster id is 16 bytes in URL-safe base64; any value other than the reserved ones.
+        let id = {
+            use base64::Engine as _;
+            let seed = format!("{}-{}-{:?}", std::process::id(), self.port, Instant::now());
+            let digest = <sha2::Sha256 as sha2::Digest>::digest(seed.as_bytes());
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16])
+        };
+        let log = self.dir.path().join("format.log");
+        let out = std::fs::File::create(&log).expect("format log");
+        let status = Command::new("java")
+            .args([
+                "-Xshare:auto",
+                "-XX:TieredStopAtLevel=1",
+                "-cp",
+                &Self::libs(),
+            ])
+            .args([
+                "kafka.tools.StorageTool",
+                "format",
+                "--standalone",
+                "-t",
+                &id,
+                "-c",
+            ])
+            .arg(self.properties())
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("clone"))
+            .stderr(out)
+            .status()
+            .expect("run java (Java 17 is needed for Apache Kafka)");
+        assert!(
+            status.success(),
+            "formatting Kafka storage failed: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+
+    fn pid_file(&self) -> PathBuf {
+        self.dir.path().join("kafka.pid")
+    }
+
+    /// Sends `name` to the JVM itself (the child is its watchdog shell).
+    fn signal_jvm(&self, name: &str) {
+        if self.child.is_none() {
+            return;
+        }
+        let pid = std::fs::read_to_string(self.pid_file()).unwrap_or_default();
+        let pid = pid.trim();
+        if !pid.is_empty() {
+            let _sent = Command::new("kill").args([name, pid]).status();
+        }
+    }
+
+    /// Kills the broker (SIGKILL: an outage, not a polite shutdown).
     pub fn stop(&mut self) {
+        self.signal_jvm("-KILL");
         kill(&mut self.child);
     }
 
-    /// Starts Tansu on the same port. Memory storage: topics and records do not survive a restart.
+    pub fn pause(&self) {
+        self.signal_jvm("-STOP");
+    }
+
+    pub fn resume(&self) {
+        self.signal_jvm("-CONT");
+    }
+
+    /// Starts the broker on the same ports over the same log: what was stored is still there.
     pub fn restart(&mut self) {
         assert!(self.external.is_none(), "cannot restart an external Kafka");
         self.stop();
-        let bin = binary("HOOKBRIDGE_TANSU_BIN", "tansu");
-        let url = format!("tcp://127.0.0.1:{}", self.port);
-        let log = self.dir.path().join("tansu.log");
-        let args = [
-            "broker",
-            "--listener-url",
-            &url,
-            "--advertised-listener-url",
-            &url,
-            "--storage-engine",
-            "memory://tansu/",
-        ]
-        .map(String::from);
-        let mut child = spawn_logged(&bin, &args, &log);
-        wait_for_port(self.port, &mut child, &log, "tansu");
+        let log4j = std::env::var("HOOKBRIDGE_KAFKA_LOG4J").unwrap_or_default();
+        let log = self.dir.path().join("kafka.log");
+        // The watchdog (a shell around the JVM) kills the broker when this test process is gone,
+        // however it ended: a shared broker lives in a static that is never dropped.
+        let _stale = std::fs::remove_file(self.pid_file());
+        let script = format!(
+            "java \"$@\" & broker=$!; echo $broker > '{}'; trap 'kill -9 $broker 2>/dev/null' EXIT TERM; \
+             while kill -0 {} 2>/dev/null && kill -0 $broker 2>/dev/null; do sleep 0.5; done",
+            self.pid_file().display(),
+            std::process::id()
+        );
+        let mut args = vec![
+            "-c".to_owned(),
+            script,
+            "kafka".to_owned(),
+            "-Xms128m".to_owned(),
+            "-Xmx512m".to_owned(),
+            "-XX:+UseSerialGC".to_owned(),
+            "-XX:TieredStopAtLevel=1".to_owned(),
+            "-Xshare:auto".to_owned(),
+        ];
+        if !log4j.is_empty() {
+            args.push(format!("-Dlog4j2.configurationFile={log4j}"));
+        }
+        args.extend([
+            "-cp".to_owned(),
+            Self::libs(),
+            "kafka.Kafka".to_owned(),
+            self.properties().to_string_lossy().into_owned(),
+        ]);
+        let mut child = spawn_logged("bash", &args, &log);
+        wait_for_port_within(
+            self.port,
+            &mut child,
+            &log,
+            "kafka",
+            Duration::from_secs(90),
+        );
         self.child = Some(child);
     }
 }

@@ -93,7 +93,7 @@ pub async fn read_nats(
         .collect()
 }
 
-/// Reads every record of `topic` from the beginning of every partition, as `read_nats` does.
+/// Reads every record of `topic` from the beginning, as `read_nats` does, with a group consumer.
 pub async fn read_kafka(
     bootstrap: &str,
     topic: &str,
@@ -113,40 +113,29 @@ fn read_kafka_blocking(
     at_least: usize,
     wait: Duration,
 ) -> Vec<Consumed> {
+    use rdkafka::ClientConfig;
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::message::{Headers, Message};
-    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
+    // A group consumer, as users read: subscribe, let the group coordinator assign partitions,
+    // start from the earliest offset of a group that has committed nothing.
+    static GROUP: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let group = format!(
+        "hookbridge-test-{}-{}",
+        std::process::id(),
+        GROUP.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
-        .set(
-            "group.id",
-            format!("hookbridge-test-{}", std::process::id()),
-        )
-        .set("enable.auto.commit", "false")
+        .set("group.id", &group)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "true")
         .set("session.timeout.ms", "6000")
+        .set("topic.metadata.refresh.interval.ms", "500")
         .create()
         .expect("test consumer");
     let deadline = Instant::now() + wait;
-    let partitions = loop {
-        let found = consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(2))
-            .ok()
-            .and_then(|md| md.topics().first().map(|t| t.partitions().len()))
-            .unwrap_or(0);
-        if found > 0 {
-            break found;
-        }
-        assert!(Instant::now() < deadline, "topic {topic} has no partitions");
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let mut assignment = TopicPartitionList::new();
-    for p in 0..partitions {
-        assignment
-            .add_partition_offset(topic, p as i32, Offset::Beginning)
-            .expect("add partition");
-    }
-    consumer.assign(&assignment).expect("assign");
+    consumer.subscribe(&[topic]).expect("subscribe");
     let schema = event_schema();
     let mut out = Vec::new();
     let mut grace_until: Option<Instant> = None;

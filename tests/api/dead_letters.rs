@@ -59,7 +59,7 @@ async fn a_dead_letter_is_redriven_once_after_the_mapping_is_fixed() {
 
 async fn redriven_once(broker: &str) {
     let nats = NatsServer::start();
-    let kafka = KafkaBroker::start();
+    let kafka = KafkaBroker::shared();
     let (stream, prefix) = (unique("DL"), unique("dl"));
     let env = std::collections::HashMap::from([("ACME".to_owned(), TOKEN.to_owned())]);
     let config = |pointer: &str| {

@@ -315,15 +315,19 @@ async fn send(app: &crate::helpers::TestApp, source: &str, prepared: Prepared) -
 #[tokio::test]
 async fn golden_fixtures_publish_once_through_both_brokers_and_forgeries_are_refused() {
     let nats = NatsServer::start();
-    let kafka = KafkaBroker::start();
+    let kafka = KafkaBroker::shared();
     let goldens = load_goldens();
     assert!(goldens.len() >= 9, "every provider has a golden fixture");
     let stream = unique("G");
     let prefix = unique("g");
+    // Docplanner never resends, so its sources spool (the config check refuses them otherwise).
+    let spool = crate::brokers::TempDir::new("golden-spool");
     let mut config = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\nworkers = 1\npublish_timeout_ms = 5000\nhealth_interval_ms = 200\n\n\
+         [spool]\npath = \"{}\"\n\n\
          [publishers.nats]\nkind = \"nats\"\nurl = \"{}\"\nstream = \"{stream}\"\nsubjects = [\"{prefix}.>\"]\n\n\
          [publishers.kafka]\nkind = \"kafka\"\nbootstrap_servers = \"{}\"\ntopic_partitions = 1\n",
+        spool.path().display(),
         nats.url(),
         kafka.bootstrap()
     );

@@ -12,7 +12,7 @@ use crate::helpers::{AppOptions, config_text, spawn_with_config, test_env, uniqu
 #[tokio::test]
 async fn loadgen_reports_what_the_broker_received() {
     let nats = NatsServer::start();
-    let kafka = KafkaBroker::start();
+    let kafka = KafkaBroker::shared();
     for publisher in ["nats", "kafka"] {
         let (stream, prefix) = (unique("L"), unique("l"));
         let text = config_text(

@@ -17,7 +17,9 @@ async fn debug_logs_of_every_provider_contain_no_secret() {
     let goldens = load_goldens();
     let mut config = format!(
         "[server]\nlisten = \"127.0.0.1:{port}\"\nworkers = 1\nlog_format = \"json\"\n\n\
+         [spool]\npath = \"{}\"\n\n\
          [publishers.nats]\nkind = \"nats\"\nurl = \"{}\"\nstream = \"{stream}\"\nsubjects = [\"{prefix}.>\"]\n",
+        dir.path().join("spool").display(),
         nats.url()
     );
     let mut env = HashMap::new();
