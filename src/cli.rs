@@ -1,4 +1,4 @@
-//! Command line: `serve`, `check-config`, `redrive`, `loadgen`.
+//! Command line: `serve`, `check-config`, `redrive`, `quarantine`, `loadgen`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -52,6 +52,20 @@ pub enum Command {
         /// Stop reading when nothing arrives for this long, in milliseconds.
         #[arg(long, default_value_t = 2000)]
         idle_ms: u64,
+    },
+    /// The spool's quarantine: entries that could never be delivered as they were. Works on the
+    /// spool of a stopped gateway (redb allows one process per file).
+    Quarantine {
+        /// Path of the TOML config file (its `[spool] path` is used).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Move the entries back to the queue (all, or the one given with --seq), for the next
+        /// start to deliver once what made them undeliverable is fixed.
+        #[arg(long)]
+        requeue: bool,
+        /// Only this entry (its sequence number, as listed).
+        #[arg(long, requires = "requeue")]
+        seq: Option<u64>,
     },
     /// Send distinct, signed webhooks to a running gateway and report throughput, latency and
     /// what reached the broker (see docs/performance.md).

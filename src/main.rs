@@ -80,6 +80,17 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Quarantine {
+            config,
+            requeue,
+            seq,
+        } => {
+            let config = match load_and_validate(&config, &env) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            quarantine(&config, requeue, seq)
+        }
         Command::Loadgen { options, json } => {
             let Ok(runtime) = tokio::runtime::Runtime::new() else {
                 eprintln!("cannot start the async runtime");
@@ -137,6 +148,60 @@ async fn serve(config: Config, path: std::path::PathBuf, env: HashMap<String, St
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "server stopped with an error");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Lists the spool's quarantine, or requeues it.
+fn quarantine(config: &Config, requeue: bool, seq: Option<u64>) -> ExitCode {
+    let Some(spool) = &config.spool else {
+        eprintln!("quarantine: the config has no [spool]");
+        return ExitCode::from(2);
+    };
+    let opened = hookbridge::spool::Spool::open(&spool.path, spool.max_bytes);
+    let spool = match opened {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!(
+                "quarantine: cannot open the spool at {} ({e}); a running gateway holds it: stop it first",
+                spool.path.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    if requeue {
+        return match spool.requeue_quarantined(seq) {
+            Ok(n) => {
+                println!("requeued {n} entries; the next start delivers them");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("quarantine: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    match spool.quarantined() {
+        Ok(entries) => {
+            for (seq, reason, entry) in &entries {
+                match entry {
+                    Ok(e) => println!(
+                        "{seq}\t{reason}\tsource={}\tpublisher={}\ttopic={}\tkey={}\tbytes={}",
+                        e.source,
+                        e.publisher,
+                        e.message.topic,
+                        e.dedup_key,
+                        e.message.payload.len()
+                    ),
+                    Err(err) => println!("{seq}\t{reason}\t{err}"),
+                }
+            }
+            println!("{} entries in quarantine", entries.len());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("quarantine: {e}");
             ExitCode::FAILURE
         }
     }

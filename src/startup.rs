@@ -16,6 +16,7 @@ use prometheus::Registry;
 
 use crate::config::{Config, DedupConfig};
 use crate::dedup::AnyDedupStore;
+use crate::dedup::disk::DiskDedup;
 use crate::dedup::memory::MemoryDedup;
 use crate::dedup::nats_kv::NatsKvDedup;
 use crate::http::{AppState, connection, routes};
@@ -262,17 +263,32 @@ pub async fn build_pipeline(
         );
     }
     let dedup = match &config.dedup {
-        DedupConfig::Memory { capacity } => AnyDedupStore::Memory(MemoryDedup::new(*capacity)),
+        DedupConfig::Memory { capacity } => AnyDedupStore::Memory(
+            MemoryDedup::new(*capacity)
+                .with_evictions(metrics.dedup_evictions.with_label_values(&["memory"])),
+        ),
+        DedupConfig::Disk { path, capacity } => {
+            let store = DiskDedup::open(
+                path,
+                *capacity as u64,
+                metrics.dedup_evictions.with_label_values(&["disk"]),
+            )
+            .map_err(|e| StartupError::Dedup(e.to_string()))?;
+            let store = Arc::new(store);
+            crate::dedup::disk::spawn_flusher(store.clone());
+            AnyDedupStore::Disk(store)
+        }
         DedupConfig::Nats {
             url,
             bucket,
             max_age,
+            max_bytes,
             token,
         } => {
             let token = token
                 .as_ref()
                 .map(|t| String::from_utf8_lossy(t.expose()).into_owned());
-            let store = NatsKvDedup::connect(url, bucket, *max_age, token)
+            let store = NatsKvDedup::connect(url, bucket, *max_age, *max_bytes, token)
                 .await
                 .map_err(|e| StartupError::Dedup(e.to_string()))?;
             AnyDedupStore::NatsKv(Box::new(store))
@@ -336,6 +352,7 @@ async fn health_loop(pipeline: Arc<Pipeline>, interval: Duration) {
 }
 
 async fn check_publishers(pipeline: &Pipeline, interval: Duration) {
+    pipeline.export_dedup_usage().await;
     let timeout = interval.clamp(Duration::from_millis(200), Duration::from_secs(2));
     for publisher in pipeline.publishers() {
         let result = publisher.inner.health_check(timeout).await;

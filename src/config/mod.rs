@@ -58,16 +58,22 @@ fn default_spool_bytes() -> u64 {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawDedup {
-    /// `memory` (one replica) or `nats` (a JetStream key-value bucket shared by every replica).
+    /// `memory` (one replica), `disk` (one replica, survives restarts, windows of days) or `nats`
+    /// (a JetStream key-value bucket shared by every replica).
     pub store: String,
-    /// Most keys the memory store holds; the oldest are evicted first.
-    pub capacity: usize,
+    /// Most keys the memory (default 1 M) or disk (default 50 M) store holds; the keys closest to
+    /// their end are evicted first, counted in `hookbridge_dedup_evictions_total`.
+    pub capacity: Option<usize>,
+    /// Directory of the `disk` store.
+    pub path: Option<std::path::PathBuf>,
     /// NATS server URL(s) for the `nats` store.
     pub url: Option<String>,
     /// Key-value bucket of the `nats` store; created when missing.
     pub bucket: String,
-    /// How long the bucket keeps keys: at least the longest source window.
+    /// How long the bucket keeps keys at most: at least the longest source window.
     pub max_age_secs: u64,
+    /// The bucket's bound in bytes; beyond it the oldest keys are dropped.
+    pub max_bytes: i64,
     /// Token for the `nats` store, as a secret reference.
     pub token: Option<SecretRef>,
 }
@@ -76,10 +82,12 @@ impl Default for RawDedup {
     fn default() -> Self {
         RawDedup {
             store: "memory".into(),
-            capacity: 1_000_000,
+            capacity: None,
+            path: None,
             url: None,
             bucket: "hookbridge_dedup".into(),
             max_age_secs: 15 * 24 * 3600,
+            max_bytes: 1024 * 1024 * 1024,
             token: None,
         }
     }
@@ -134,7 +142,8 @@ impl Default for RawServer {
         RawServer {
             listen: "0.0.0.0:8080".into(),
             workers: None,
-            body_limit_bytes: 1024 * 1024,
+            // With the event's fields and a dead letter's envelope, fits the brokers' defaults.
+            body_limit_bytes: 900 * 1024,
             publish_timeout_ms: 2_000,
             retry_after_seconds: 5,
             health_interval_ms: 1_000,
@@ -187,6 +196,10 @@ pub struct RawKafka {
     /// and every millisecond here is added to the provider's response time.
     #[serde(default = "default_linger_ms")]
     pub linger_ms: u32,
+    /// The largest message the broker takes (librdkafka's `message.max.bytes`, and the broker's
+    /// `message.max.bytes`): bodies must fit with their event and dead-letter envelope.
+    #[serde(default = "default_kafka_max_message")]
+    pub max_message_bytes: usize,
 }
 
 /// `[publishers.NAME] kind = "nats"`
@@ -209,6 +222,9 @@ pub struct RawNats {
     pub storage: String,
     /// Authentication token, as a secret reference.
     pub token: Option<SecretRef>,
+    /// The server's `max_payload` (or the stream's `max_msg_size`, if smaller).
+    #[serde(default = "default_nats_max_message")]
+    pub max_message_bytes: usize,
 }
 
 /// `[sources.NAME]`
@@ -314,6 +330,14 @@ fn default_partitions() -> i32 {
 }
 fn default_replication() -> i32 {
     1
+}
+/// librdkafka's own default `message.max.bytes`, below the broker's 1,048,588.
+fn default_kafka_max_message() -> usize {
+    1_000_000
+}
+/// nats-server's default `max_payload`.
+fn default_nats_max_message() -> usize {
+    1024 * 1024
 }
 fn default_linger_ms() -> u32 {
     1

@@ -76,10 +76,15 @@ pub enum DedupConfig {
     Memory {
         capacity: usize,
     },
+    Disk {
+        path: std::path::PathBuf,
+        capacity: usize,
+    },
     Nats {
         url: String,
         bucket: String,
         max_age: Duration,
+        max_bytes: i64,
         token: Option<Secret>,
     },
 }
@@ -117,6 +122,16 @@ pub enum PublisherConfig {
     Nats(NatsConfig),
 }
 
+impl PublisherConfig {
+    /// The largest message this publisher's broker takes.
+    pub fn max_message_bytes(&self) -> usize {
+        match self {
+            PublisherConfig::Kafka(k) => k.max_message_bytes,
+            PublisherConfig::Nats(n) => n.max_message_bytes,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct KafkaConfig {
     pub bootstrap_servers: String,
@@ -126,6 +141,7 @@ pub struct KafkaConfig {
     pub topic_partitions: i32,
     pub topic_replication: i32,
     pub linger_ms: u32,
+    pub max_message_bytes: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -136,6 +152,7 @@ pub struct NatsConfig {
     pub duplicate_window: Duration,
     pub storage: NatsStorage,
     pub token: Option<Secret>,
+    pub max_message_bytes: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,6 +217,7 @@ impl Config {
         if raw.sources.is_empty() {
             issues.push(ConfigIssue::new("sources", "no source is configured"));
         }
+        check_body_limits(&sources, &publishers, &raw, &mut issues);
         let dedup = validate_dedup(&raw, env, &mut issues);
         match (server, dedup, issues.is_empty()) {
             (Some(server), Some(dedup), true) => Ok(Config {
@@ -330,14 +348,27 @@ fn validate_dedup(
 ) -> Option<DedupConfig> {
     let d = &raw.dedup;
     match d.store.as_str() {
-        "memory" => {
-            if d.capacity == 0 {
+        "memory" | "disk" => {
+            let capacity = d.capacity.unwrap_or(if d.store == "memory" {
+                1_000_000
+            } else {
+                50_000_000
+            });
+            if capacity == 0 {
                 issues.push(ConfigIssue::new("dedup.capacity", "must be greater than 0"));
                 return None;
             }
-            Some(DedupConfig::Memory {
-                capacity: d.capacity,
-            })
+            if d.store == "memory" {
+                return Some(DedupConfig::Memory { capacity });
+            }
+            let Some(path) = d.path.clone() else {
+                issues.push(ConfigIssue::new(
+                    "dedup.path",
+                    "the disk store needs a directory (a volume of its own in Kubernetes)",
+                ));
+                return None;
+            };
+            Some(DedupConfig::Disk { path, capacity })
         }
         "nats" => {
             let Some(url) = d.url.clone() else {
@@ -367,17 +398,25 @@ fn validate_dedup(
                 ),
                 None => None,
             };
+            if d.max_bytes < 1024 * 1024 {
+                issues.push(ConfigIssue::new(
+                    "dedup.max_bytes",
+                    "must be at least 1 MiB",
+                ));
+                return None;
+            }
             Some(DedupConfig::Nats {
                 url,
                 bucket: d.bucket.clone(),
                 max_age: Duration::from_secs(d.max_age_secs),
+                max_bytes: d.max_bytes,
                 token,
             })
         }
         _ => {
             issues.push(ConfigIssue::new(
                 "dedup.store",
-                "expected `memory` or `nats`",
+                "expected `memory`, `disk` or `nats`",
             ));
             None
         }
@@ -437,6 +476,7 @@ fn validate_kafka(
         topic_partitions: raw.topic_partitions,
         topic_replication: raw.topic_replication,
         linger_ms: raw.linger_ms,
+        max_message_bytes: raw.max_message_bytes,
     })
 }
 
@@ -492,7 +532,48 @@ fn validate_nats(
         duplicate_window: Duration::from_secs(raw.duplicate_window_secs),
         storage,
         token,
+        max_message_bytes: raw.max_message_bytes,
     })
+}
+
+/// What an event adds to its body (ids, subject, attributes, CloudEvents headers), and what a dead
+/// letter adds (reason, kept headers, which `max_header_bytes` bounds at 32 KiB by default).
+pub const ENVELOPE_RESERVE: usize = 64 * 1024;
+
+/// A body the broker could take neither as an event nor as a dead letter would be lost the day
+/// one arrives: refuse the limit instead.
+fn check_body_limits(
+    sources: &BTreeMap<String, SourceConfig>,
+    publishers: &BTreeMap<String, PublisherConfig>,
+    raw: &RawConfig,
+    issues: &mut Vec<ConfigIssue>,
+) {
+    for (name, source) in sources {
+        let Some(publisher) = publishers.get(&source.publisher) else {
+            continue;
+        };
+        let max = publisher.max_message_bytes();
+        if source.body_limit_bytes + ENVELOPE_RESERVE > max {
+            let key = if raw
+                .sources
+                .get(name)
+                .is_some_and(|s| s.body_limit_bytes.is_some())
+            {
+                format!("sources.{name}.body_limit_bytes")
+            } else {
+                "server.body_limit_bytes".to_owned()
+            };
+            issues.push(ConfigIssue::new(
+                key,
+                format!(
+                    "{} bytes plus the event and dead-letter envelope ({ENVELOPE_RESERVE}) exceed publisher {}'s max_message_bytes ({max}): such a body could be neither published nor dead-lettered; lower the limit to {} or raise the broker's limit and max_message_bytes",
+                    source.body_limit_bytes,
+                    source.publisher,
+                    max.saturating_sub(ENVELOPE_RESERVE)
+                ),
+            ));
+        }
+    }
 }
 
 fn validate_source(
@@ -733,6 +814,6 @@ fn validate_source(
         body_limit_bytes: raw
             .body_limit_bytes
             .or(server.as_ref().map(|s| s.body_limit_bytes))
-            .unwrap_or(1024 * 1024),
+            .unwrap_or(900 * 1024),
     })
 }

@@ -31,9 +31,9 @@ struct Entry {
 }
 
 /// The first 128 bits of the key's SHA-256.
-type KeyDigest = u128;
+pub(super) type KeyDigest = u128;
 
-fn digest(key: &str) -> KeyDigest {
+pub(super) fn digest(key: &str) -> KeyDigest {
     let hash = Sha256::digest(key.as_bytes());
     let mut first = [0u8; 16];
     first.copy_from_slice(&hash[..16]);
@@ -50,11 +50,14 @@ struct Inner {
 pub struct MemoryDedup {
     capacity: usize,
     inner: Mutex<Inner>,
+    /// Keys evicted while still within their window (a resend would be published again).
+    evictions: Option<prometheus::IntCounter>,
 }
 
 impl MemoryDedup {
     pub fn new(capacity: usize) -> Self {
         MemoryDedup {
+            evictions: None,
             capacity: capacity.max(1),
             inner: Mutex::new(Inner {
                 entries: HashMap::new(),
@@ -62,6 +65,20 @@ impl MemoryDedup {
                 next_revision: 1,
             }),
         }
+    }
+
+    /// Counts evictions of keys still within their window in `counter`.
+    pub fn with_evictions(mut self, counter: prometheus::IntCounter) -> Self {
+        self.evictions = Some(counter);
+        self
+    }
+
+    /// Keys held and an estimate of the bytes they take (table entry, its hash slot and the
+    /// eviction queue's record).
+    pub fn usage(&self) -> (u64, u64) {
+        let keys = self.len() as u64;
+        let per_key = (std::mem::size_of::<(KeyDigest, Entry)>() + 8 + 24) as u64;
+        (keys, keys * per_key)
     }
 
     pub fn len(&self) -> usize {
@@ -109,8 +126,18 @@ impl MemoryDedup {
             let Some((old, rev)) = inner.order.pop_front() else {
                 break;
             };
-            if inner.entries.get(&old).is_some_and(|e| e.revision == rev) {
-                inner.entries.remove(&old);
+            if inner.entries.get(&old).is_some_and(|e| e.revision == rev)
+                && let Some(evicted) = inner.entries.remove(&old)
+                && evicted.expires > now
+                && let Some(counter) = &self.evictions
+            {
+                counter.inc();
+                if counter.get() % 10_000 == 1 {
+                    tracing::warn!(
+                        capacity = self.capacity,
+                        "the in-memory dedup store is full: keys are forgotten before their window ends (raise [dedup] capacity or use the disk store)"
+                    );
+                }
             }
         }
         // Keep the order queue from growing without bound when keys are re-claimed.
@@ -118,7 +145,7 @@ impl MemoryDedup {
             let Inner { entries, order, .. } = &mut *inner;
             order.retain(|(k, r)| entries.get(k).is_some_and(|e| e.revision == *r));
         }
-        Ok(Claim::New(Revision(revision)))
+        Ok(Claim::New(Revision(revision, window)))
     }
 
     fn confirm_at(&self, key: &str, revision: Revision, now: Instant) -> Result<(), DedupError> {
@@ -203,7 +230,7 @@ mod tests {
         // The claimer died: after the pending timeout another attempt may publish.
         let taken = new(&s, "a", t0 + Duration::from_secs(6));
         // A late confirm from the dead claimer does not count for the new one.
-        s.confirm_at("a", Revision(taken.0 - 1), t0 + Duration::from_secs(7))
+        s.confirm_at("a", Revision(taken.0 - 1, W), t0 + Duration::from_secs(7))
             .unwrap();
         assert_eq!(
             s.claim_at("a", W, P, t0 + Duration::from_secs(7)).unwrap(),
@@ -222,7 +249,8 @@ mod tests {
 
     #[test]
     fn capacity_evicts_the_oldest() {
-        let s = MemoryDedup::new(3);
+        let counter = prometheus::IntCounter::new("e", "e").unwrap();
+        let s = MemoryDedup::new(3).with_evictions(counter.clone());
         let t0 = Instant::now();
         for k in ["a", "b", "c", "d"] {
             let r = new(&s, k, t0);
@@ -234,5 +262,9 @@ mod tests {
             "a was evicted"
         );
         assert_eq!(s.claim_at("d", W, P, t0).unwrap(), Claim::Duplicate);
+        assert!(
+            counter.get() >= 1,
+            "evicting a key within its window is counted"
+        );
     }
 }

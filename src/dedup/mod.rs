@@ -11,6 +11,7 @@
 //! A pending mark older than the pending timeout is taken over: a replica that crashed between claim
 //! and publish must not swallow the event forever.
 
+pub mod disk;
 pub mod memory;
 pub mod nats_kv;
 
@@ -27,9 +28,10 @@ pub enum Claim {
     InFlight,
 }
 
-/// Opaque token tying `confirm` to the claim it follows (the KV revision for NATS).
+/// Token tying `confirm` to the claim it follows (the KV revision for NATS), with the window the
+/// key was claimed for, which `confirm` gives the confirmed key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Revision(pub u64);
+pub struct Revision(pub u64, pub Duration);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("dedup store: {0}")]
@@ -54,7 +56,28 @@ pub trait DedupStore {
 /// Every store kind, chosen by `[dedup] store = ...`.
 pub enum AnyDedupStore {
     Memory(memory::MemoryDedup),
+    Disk(std::sync::Arc<disk::DiskDedup>),
     NatsKv(Box<nats_kv::NatsKvDedup>),
+}
+
+impl AnyDedupStore {
+    /// The `store` label of the dedup metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AnyDedupStore::Memory(_) => "memory",
+            AnyDedupStore::Disk(_) => "disk",
+            AnyDedupStore::NatsKv(_) => "nats",
+        }
+    }
+
+    /// Keys held and bytes taken, where the store can tell (the NATS bucket asks the server).
+    pub async fn usage(&self) -> Option<(u64, u64)> {
+        match self {
+            AnyDedupStore::Memory(s) => Some(s.usage()),
+            AnyDedupStore::Disk(s) => Some(s.usage()),
+            AnyDedupStore::NatsKv(s) => s.usage().await,
+        }
+    }
 }
 
 impl DedupStore for AnyDedupStore {
@@ -66,6 +89,7 @@ impl DedupStore for AnyDedupStore {
     ) -> Result<Claim, DedupError> {
         match self {
             AnyDedupStore::Memory(s) => s.claim(key, window, pending_timeout).await,
+            AnyDedupStore::Disk(s) => s.claim(key, window, pending_timeout).await,
             AnyDedupStore::NatsKv(s) => s.claim(key, window, pending_timeout).await,
         }
     }
@@ -73,6 +97,7 @@ impl DedupStore for AnyDedupStore {
     async fn confirm(&self, key: &str, revision: Revision) -> Result<(), DedupError> {
         match self {
             AnyDedupStore::Memory(s) => s.confirm(key, revision).await,
+            AnyDedupStore::Disk(s) => s.confirm(key, revision).await,
             AnyDedupStore::NatsKv(s) => s.confirm(key, revision).await,
         }
     }
@@ -80,6 +105,7 @@ impl DedupStore for AnyDedupStore {
     async fn release(&self, key: &str) -> Result<(), DedupError> {
         match self {
             AnyDedupStore::Memory(s) => s.release(key).await,
+            AnyDedupStore::Disk(s) => s.release(key).await,
             AnyDedupStore::NatsKv(s) => s.release(key).await,
         }
     }

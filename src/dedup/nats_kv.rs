@@ -1,8 +1,12 @@
 //! Dedup shared by every replica, in a NATS JetStream key-value bucket.
 //!
 //! `create` is the atomic create-if-absent; a key's value is `pending` or `done`, and the entry's
-//! server timestamp gives its age. The bucket's `max_age` bounds the longest window; shorter
-//! per-source windows are enforced by age. NATS 2.9 has no per-key TTL, so this is the portable way.
+//! server timestamp gives its age. Each entry carries a per-message TTL (`Nats-TTL`, NATS 2.11+):
+//! a pending mark expires after the pending timeout, a done mark after its source's window, so the
+//! bucket holds each key only as long as some source needs it. The bucket is also bounded in bytes
+//! (`[dedup] max_bytes`, oldest dropped first) with `max_age` as the longest window; an existing
+//! bucket is updated to allow TTLs. On a server that refuses TTLs, windows are enforced by age and
+//! keys live for `max_age` (logged at start).
 //!
 //! Trade-off against Redis: no extra service when NATS is already the broker (and JetStream
 //! replicates the bucket like any stream), at the cost of one KV round trip per webhook; the
@@ -22,6 +26,11 @@ const DONE: &[u8] = b"done";
 
 pub struct NatsKvDedup {
     kv: kv::Store,
+    js: jetstream::Context,
+    bucket: String,
+    /// The bucket accepts per-message TTLs.
+    ttl: bool,
+    max_bytes: i64,
 }
 
 impl NatsKvDedup {
@@ -30,6 +39,7 @@ impl NatsKvDedup {
         url: &str,
         bucket: &str,
         max_age: Duration,
+        max_bytes: i64,
         token: Option<String>,
     ) -> Result<Self, DedupError> {
         let mut options = async_nats::ConnectOptions::new()
@@ -44,54 +54,158 @@ impl NatsKvDedup {
             .await
             .map_err(|e| DedupError(format!("connect: {e}")))?;
         let js = jetstream::new(client);
-        let kv = match tokio::time::timeout(Duration::from_secs(5), js.get_key_value(bucket)).await
+        let config = Self::bucket_config(bucket, max_age, max_bytes);
+        let ttl = match tokio::time::timeout(Duration::from_secs(5), js.get_stream(&config.name))
+            .await
         {
-            Ok(Ok(kv)) => kv,
-            _ => {
-                Self::create_bucket(&js, bucket, max_age).await?;
-                tokio::time::timeout(Duration::from_secs(5), js.get_key_value(bucket))
-                    .await
-                    .map_err(|_| DedupError(format!("timed out opening bucket {bucket}")))?
-                    .map_err(|e| DedupError(format!("bucket {bucket}: {e}")))?
+            // An existing bucket: make it allow TTLs and take the configured bound.
+            Ok(Ok(_)) => {
+                match tokio::time::timeout(Duration::from_secs(5), js.update_stream(&config)).await
+                {
+                    Ok(Ok(_)) => true,
+                    Ok(Err(e)) => {
+                        tracing::warn!(bucket, error = %e, "cannot update the dedup bucket: keys live for max_age, not their window");
+                        false
+                    }
+                    Err(_) => {
+                        return Err(DedupError(format!("timed out updating bucket {bucket}")));
+                    }
+                }
             }
+            _ => Self::create_bucket(&js, bucket, &config).await?,
         };
-        Ok(NatsKvDedup { kv })
+        let kv = tokio::time::timeout(Duration::from_secs(5), js.get_key_value(bucket))
+            .await
+            .map_err(|_| DedupError(format!("timed out opening bucket {bucket}")))?
+            .map_err(|e| DedupError(format!("bucket {bucket}: {e}")))?;
+        Ok(NatsKvDedup {
+            kv,
+            js,
+            bucket: bucket.to_owned(),
+            ttl,
+            max_bytes,
+        })
     }
 
-    /// Creates the bucket's stream with the key-value conventions (what `create_key_value` would
-    /// send). Done by hand because async-nats' `create_key_value` first queries account info in a
-    /// shape servers before 2.11 (Debian's 2.9) do not answer, and fails there.
-    async fn create_bucket(
-        js: &jetstream::Context,
-        bucket: &str,
-        max_age: Duration,
-    ) -> Result<(), DedupError> {
+    /// The bucket's stream, with the key-value conventions `create_key_value` would send, plus
+    /// per-message TTLs and a byte bound that drops the oldest keys first.
+    fn bucket_config(bucket: &str, max_age: Duration, max_bytes: i64) -> jetstream::stream::Config {
         use jetstream::stream::{Config, DiscardPolicy, StorageType};
-        let config = Config {
+        Config {
             name: format!("KV_{bucket}"),
             subjects: vec![format!("$KV.{bucket}.>")],
             max_messages_per_subject: 1,
             max_age,
+            max_bytes,
             storage: StorageType::File,
             allow_rollup: true,
             deny_delete: true,
             deny_purge: false,
             allow_direct: true,
-            discard: DiscardPolicy::New,
+            allow_message_ttl: true,
+            // Old, not New: a full bucket must forget its oldest keys (a possible duplicate),
+            // not refuse every claim (an outage of the whole gateway).
+            discard: DiscardPolicy::Old,
             num_replicas: 1,
             ..Default::default()
-        };
-        tokio::time::timeout(Duration::from_secs(5), js.get_or_create_stream(config))
+        }
+    }
+
+    /// Keys and bytes in the bucket, from the server; warns when the bound is near.
+    pub async fn usage(&self) -> Option<(u64, u64)> {
+        let mut stream = tokio::time::timeout(
+            Duration::from_secs(1),
+            self.js.get_stream(format!("KV_{}", self.bucket)),
+        )
+        .await
+        .ok()?
+        .ok()?;
+        let info = tokio::time::timeout(Duration::from_secs(1), stream.info())
             .await
-            .map_err(|_| DedupError(format!("timed out creating bucket {bucket}")))?
-            .map(|_| ())
-            .map_err(|e| DedupError(format!("creating bucket {bucket}: {e}")))
+            .ok()?
+            .ok()?;
+        let (keys, bytes) = (info.state.messages, info.state.bytes);
+        if self.max_bytes > 0 && bytes as f64 >= self.max_bytes as f64 * 0.95 {
+            tracing::warn!(bucket = %self.bucket, bytes, max_bytes = self.max_bytes, "the dedup bucket is at its bound: its oldest keys are being dropped before their window ends");
+        }
+        Some((keys, bytes))
+    }
+
+    /// Writes `value` over revision `revision` of key `k` with a TTL: `kv::Store::update` with a
+    /// `Nats-TTL` header, which async-nats does not expose.
+    async fn update_with_ttl(
+        &self,
+        k: &str,
+        value: &'static [u8],
+        revision: u64,
+        ttl: Duration,
+    ) -> Result<u64, DedupError> {
+        if !self.ttl {
+            return self
+                .kv
+                .update(k, Bytes::from_static(value), revision)
+                .await
+                .map_err(|e| DedupError(format!("update: {e}")));
+        }
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(
+            "Nats-Expected-Last-Subject-Sequence",
+            revision.to_string().as_str(),
+        );
+        headers.insert("Nats-TTL", ttl_secs(ttl).to_string().as_str());
+        let subject = format!("$KV.{}.{k}", self.bucket);
+        self.js
+            .publish_with_headers(subject, headers, Bytes::from_static(value))
+            .await
+            .map_err(|e| DedupError(format!("update: {e}")))?
+            .await
+            .map(|ack| ack.sequence)
+            .map_err(|e| DedupError(format!("update: {e}")))
+    }
+
+    /// Creates the bucket; true when it takes TTLs. Done by hand because async-nats'
+    /// `create_key_value` first queries account info in a shape only newer servers answer.
+    async fn create_bucket(
+        js: &jetstream::Context,
+        bucket: &str,
+        config: &jetstream::stream::Config,
+    ) -> Result<bool, DedupError> {
+        let created = tokio::time::timeout(
+            Duration::from_secs(5),
+            js.get_or_create_stream(config.clone()),
+        )
+        .await
+        .map_err(|_| DedupError(format!("timed out creating bucket {bucket}")))?;
+        match created {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                // A server before 2.11 refuses `allow_msg_ttl`: fall back to age-enforced windows.
+                tracing::warn!(bucket, error = %e, "creating the dedup bucket with per-key TTLs failed; trying without");
+                let mut plain = config.clone();
+                plain.allow_message_ttl = false;
+                tokio::time::timeout(Duration::from_secs(5), js.get_or_create_stream(plain))
+                    .await
+                    .map_err(|_| DedupError(format!("timed out creating bucket {bucket}")))?
+                    .map(|_| false)
+                    .map_err(|e| DedupError(format!("creating bucket {bucket}: {e}")))
+            }
+        }
     }
 
     /// KV keys allow `[-/_=.a-zA-Z0-9]`; event ids may hold `:` and more, so keys are hashed.
     fn kv_key(key: &str) -> String {
         hex::encode(Sha256::digest(key.as_bytes()))
     }
+}
+
+/// TTLs are whole seconds, at least one.
+fn ttl_secs(ttl: Duration) -> u64 {
+    ttl.as_secs_f64().ceil().max(1.0) as u64
+}
+
+/// A pending mark outlives its claimer's deadline, then the server drops it.
+fn pending_ttl(pending_timeout: Duration) -> Duration {
+    Duration::from_secs(ttl_secs(pending_timeout))
 }
 
 fn age(created: OffsetDateTime) -> Duration {
@@ -107,8 +221,19 @@ impl DedupStore for NatsKvDedup {
         pending_timeout: Duration,
     ) -> Result<Claim, DedupError> {
         let k = Self::kv_key(key);
-        match self.kv.create(&k, Bytes::from_static(PENDING)).await {
-            Ok(revision) => return Ok(Claim::New(Revision(revision))),
+        let created = if self.ttl {
+            self.kv
+                .create_with_ttl(
+                    &k,
+                    Bytes::from_static(PENDING),
+                    pending_ttl(pending_timeout),
+                )
+                .await
+        } else {
+            self.kv.create(&k, Bytes::from_static(PENDING)).await
+        };
+        match created {
+            Ok(revision) => return Ok(Claim::New(Revision(revision, window))),
             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
             Err(e) => return Err(DedupError(format!("create: {e}"))),
         }
@@ -120,7 +245,7 @@ impl DedupStore for NatsKvDedup {
         let Some(entry) = entry else {
             // Deleted between our create and read: someone released it; try once more.
             return match self.kv.create(&k, Bytes::from_static(PENDING)).await {
-                Ok(revision) => Ok(Claim::New(Revision(revision))),
+                Ok(revision) => Ok(Claim::New(Revision(revision, window))),
                 Err(_) => Ok(Claim::InFlight),
             };
         };
@@ -135,22 +260,21 @@ impl DedupStore for NatsKvDedup {
         // Expired for this source's window, or a stale pending mark: take it over, unless another
         // replica does so first (then it is in flight there).
         match self
-            .kv
-            .update(&k, Bytes::from_static(PENDING), entry.revision)
+            .update_with_ttl(&k, PENDING, entry.revision, pending_ttl(pending_timeout))
             .await
         {
-            Ok(revision) => Ok(Claim::New(Revision(revision))),
+            Ok(revision) => Ok(Claim::New(Revision(revision, window))),
             Err(_) => Ok(Claim::InFlight),
         }
     }
 
     async fn confirm(&self, key: &str, revision: Revision) -> Result<(), DedupError> {
         let k = Self::kv_key(key);
-        self.kv
-            .update(&k, Bytes::from_static(DONE), revision.0)
+        let Revision(revision, window) = revision;
+        self.update_with_ttl(&k, DONE, revision, window)
             .await
             .map(|_| ())
-            .map_err(|e| DedupError(format!("confirm: {e}")))
+            .map_err(|e| DedupError(format!("confirm: {}", e.0)))
     }
 
     async fn release(&self, key: &str) -> Result<(), DedupError> {

@@ -242,6 +242,22 @@ impl Pipeline {
         self.spool.as_ref()
     }
 
+    /// Sets the dedup store's key and byte gauges (the health loop calls this).
+    pub async fn export_dedup_usage(&self) {
+        if let Some((keys, bytes)) = self.dedup.usage().await {
+            let store = self.dedup.kind();
+            let metrics = &self.metrics;
+            metrics
+                .dedup_keys
+                .with_label_values(&[store])
+                .set(i64::try_from(keys).unwrap_or(i64::MAX));
+            metrics
+                .dedup_bytes
+                .with_label_values(&[store])
+                .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        }
+    }
+
     pub fn publish_timeout(&self) -> Duration {
         self.publish_timeout
     }
@@ -351,7 +367,19 @@ impl Pipeline {
         let revision = match self.claim(&key, source.config.dedup_window).await {
             Ok(Claim::New(revision)) => revision,
             Ok(Claim::Duplicate) => return Ok(Accepted::Duplicate { event_id: event.id }),
-            Ok(Claim::InFlight) => return Err(PipelineError::InFlight),
+            // Another request (or replica) holds the key. A spooling source cannot let the
+            // provider retry, and the holder may be a replica that died: spool it unclaimed, so
+            // the drainer publishes it unless the holder did.
+            Ok(Claim::InFlight) => {
+                return match spool {
+                    Some(spool) => {
+                        let claim = Some(source.config.dedup_window);
+                        self.spool_event(spool, source, key, claim, None, message, event.id)
+                            .await
+                    }
+                    None => Err(PipelineError::InFlight),
+                };
+            }
             Err(e) => {
                 self.metrics
                     .dedup_unavailable

@@ -58,7 +58,8 @@ impl KafkaPublisher {
                 "message.timeout.ms",
                 publish_timeout.as_millis().max(1).to_string(),
             )
-            .set("socket.keepalive.enable", "true");
+            .set("socket.keepalive.enable", "true")
+            .set("message.max.bytes", config.max_message_bytes.to_string());
         for (name, value) in &config.properties {
             client.set(name, value);
         }
