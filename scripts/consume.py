@@ -2,10 +2,13 @@
 prints every message as one JSON object per line, decoding the body with schemas/event.avsc.
 
 Deliberately shares no code with the gateway: only fastavro, confluent-kafka and nats-py, and the
-schema file read from disk. Run it through scripts/consume (which sets up the venv).
+schema file read from disk (or, with --registry, confluent-kafka's AvroDeserializer and the
+registry the gateway registered its schemas in). Run it through scripts/consume (which sets up the venv).
 
     consume nats  --url nats://127.0.0.1:14222 --stream HOOKBRIDGE --subject 'webhooks.>'
     consume kafka --bootstrap 127.0.0.1:19092 --topic webhooks.cronofy.calendar.changed
+    consume kafka --bootstrap 127.0.0.1:19092 --topic webhooks.cronofy.calendar.changed \
+                  --registry http://127.0.0.1:18081/apis/ccompat/v7
 
 Stops after --count messages (0 = no limit) or --timeout seconds, whichever comes first. Exits 0 when
 it read at least --count messages, 1 when fewer (or on a connection problem), 2 when a message did
@@ -86,12 +89,36 @@ class Decoder:
         return to_json(record), None
 
 
+class RegistryDecoder:
+    """Confluent wire format: confluent-kafka's AvroDeserializer, with the writer's schema fetched
+    from the registry by the id in the record. Nothing from schemas/ is used."""
+
+    def __init__(self, url):
+        from confluent_kafka.schema_registry import SchemaRegistryClient
+        from confluent_kafka.schema_registry.avro import AvroDeserializer
+        from confluent_kafka.serialization import MessageField, SerializationContext
+
+        self.failures = 0
+        self.deserializer = AvroDeserializer(SchemaRegistryClient({"url": url}))
+        self.context = lambda topic: SerializationContext(topic, MessageField.VALUE)
+        self.topic = None
+
+    def decode(self, raw):
+        try:
+            record = self.deserializer(raw, self.context(self.topic))
+        except Exception as e:  # noqa: BLE001 - any decode failure is reported, not raised
+            self.failures += 1
+            return None, f"registry decode failed: {type(e).__name__}: {e}"
+        return to_json(record), None
+
+
 class Printer:
     def __init__(self, pretty):
         self.pretty = pretty
         self.count = 0
 
     def emit(self, destination, key, headers, value, decoder):
+        decoder.topic = destination
         event, error = decoder.decode(value)
         out = {"destination": destination, "key": key, "headers": headers, "event": event}
         if error:
@@ -167,7 +194,7 @@ async def consume_nats(args, printer, decoder):
 
 
 def consume_kafka(args, printer, decoder):
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+    from confluent_kafka import Consumer, KafkaError
 
     deadline = time.monotonic() + args.timeout
     errors = []
@@ -177,50 +204,32 @@ def consume_kafka(args, printer, decoder):
         if args.verbose:
             log(f"kafka: {err}")
 
+    # A group consumer, as users read: subscribe, the broker assigns partitions (KIP-848
+    # protocol), a fresh group starts at the earliest offset.
     consumer = Consumer(
         {
             "bootstrap.servers": args.bootstrap,
-            # Required by the client, never joined: partitions are assigned by hand.
             "group.id": f"hookbridge-consume-{uuid.uuid4()}",
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
+            "group.protocol": "consumer",
+            "enable.auto.commit": True,
             "auto.offset.reset": "earliest",
-            "allow.auto.create.topics": False,
             "error_cb": on_error,
             "log_level": 7 if args.verbose else 0,
         }
     )
     try:
-        partitions = None
-        while partitions is None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                if errors:
-                    log(f"kafka at {args.bootstrap}: {errors[-1]}")
-                log(f"topic {args.topic} not found on {args.bootstrap}")
-                return False
-            try:
-                md = consumer.list_topics(args.topic, timeout=max(0.5, min(remaining, 2.0)))
-            except KafkaException as e:
-                errors.append(e)
-                time.sleep(0.25)
-                continue
-            t = md.topics.get(args.topic)
-            if t is not None and t.error is None and t.partitions:
-                partitions = sorted(t.partitions)
-            else:
-                time.sleep(0.25)
-        # No group, no watermarks (tansu's high watermark is not to be trusted): poll until done.
-        consumer.assign([TopicPartition(args.topic, p, OFFSET_BEGINNING) for p in partitions])
+        consumer.subscribe([args.topic])
         while args.count == 0 or printer.count < args.count:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
+                if printer.count == 0 and errors:
+                    log(f"kafka at {args.bootstrap}: {errors[-1]}")
                 break
             msg = consumer.poll(min(remaining, 1.0))
             if msg is None:
                 continue
             if msg.error():
-                if msg.error().code() != KafkaError._PARTITION_EOF:
+                if msg.error().code() not in (KafkaError._PARTITION_EOF, KafkaError.UNKNOWN_TOPIC_OR_PART):
                     log(f"kafka: {msg.error()}")
                 continue
             raw_key = msg.key()
@@ -258,9 +267,12 @@ def parse_args(argv):
     n.add_argument("--subject", default="webhooks.>")
     common(n)
 
-    k = sub.add_parser("kafka", help="Kafka: all partitions assigned at the beginning, no group")
+    k = sub.add_parser("kafka", help="Kafka: a new consumer group from the earliest offset")
     k.add_argument("--bootstrap", default="127.0.0.1:9092")
     k.add_argument("--topic", required=True)
+    k.add_argument("--registry", metavar="URL",
+                   help="Confluent wire format: decode with AvroDeserializer and this schema registry "
+                        "(Apicurio: http://HOST:PORT/apis/ccompat/v7) instead of schemas/event.avsc")
     common(k)
 
     args = p.parse_args(argv)
@@ -274,7 +286,7 @@ def parse_args(argv):
 def main(argv):
     args = parse_args(argv)
     try:
-        decoder = Decoder()
+        decoder = RegistryDecoder(args.registry) if getattr(args, "registry", None) else Decoder()
     except (OSError, ValueError, fastavro.schema.SchemaParseException) as e:
         log(f"cannot load {os.path.normpath(SCHEMA_PATH)}: {e}")
         return 1

@@ -240,12 +240,17 @@ pub async fn build_pipeline(
 
     let mut publishers = BTreeMap::new();
     for (name, publisher_config) in &config.publishers {
-        let inner = AnyPublisher::connect(publisher_config, config.server.publish_timeout)
-            .await
-            .map_err(|reason| StartupError::Publisher {
-                name: name.clone(),
-                reason,
-            })?;
+        let inner = AnyPublisher::connect(
+            name,
+            publisher_config,
+            config.server.publish_timeout,
+            &metrics,
+        )
+        .await
+        .map_err(|reason| StartupError::Publisher {
+            name: name.clone(),
+            reason,
+        })?;
         publishers.insert(name.clone(), NamedPublisher::new(name.clone(), inner));
     }
     let mut sources = HashMap::new();
@@ -262,6 +267,7 @@ pub async fn build_pipeline(
             Arc::new(Source::new(source_config.clone(), publisher)),
         );
     }
+    prepare_registries(&publishers, &sources).await?;
     let dedup = match &config.dedup {
         DedupConfig::Memory { capacity } => AnyDedupStore::Memory(
             MemoryDedup::new(*capacity)
@@ -325,6 +331,11 @@ pub async fn build_pipeline(
         pipeline
             .metrics()
             .initialize_publisher(&publisher.name, publisher.inner.broker());
+        if let AnyPublisher::Kafka(kafka) = &publisher.inner
+            && kafka.has_registry()
+        {
+            pipeline.metrics().initialize_registry(&publisher.name);
+        }
     }
     for source in pipeline.sources() {
         let provider = crate::providers::Provider::kind(&source.config.provider);
@@ -340,6 +351,44 @@ pub async fn build_pipeline(
         .registry()
         .register(Box::new(certificates))?;
     Ok((pipeline, spool))
+}
+
+/// Registers each Kafka publisher's schemas for the subjects its sources' topics already have: an
+/// incompatible schema stops start-up with the registry's reason, an unreachable registry only
+/// leaves the publisher unready.
+async fn prepare_registries(
+    publishers: &BTreeMap<String, Arc<NamedPublisher>>,
+    sources: &HashMap<String, Arc<Source>>,
+) -> Result<(), StartupError> {
+    for (name, publisher) in publishers {
+        let AnyPublisher::Kafka(kafka) = &publisher.inner else {
+            continue;
+        };
+        let ours: Vec<&Arc<Source>> = sources
+            .values()
+            .filter(|s| &s.config.publisher == name)
+            .collect();
+        let matches = |topic: &str| {
+            ours.iter().any(|s| {
+                let (source, provider) = (
+                    &s.config.name,
+                    crate::providers::Provider::kind(&s.config.provider),
+                );
+                s.config.topic.could_render(topic, source, provider)
+                    || s.config
+                        .dead_letter_topic
+                        .could_render(topic, source, provider)
+            })
+        };
+        kafka
+            .prepare_registry(matches)
+            .await
+            .map_err(|e| StartupError::Publisher {
+                name: name.clone(),
+                reason: e.to_string(),
+            })?;
+    }
+    Ok(())
 }
 
 async fn health_loop(pipeline: Arc<Pipeline>, interval: Duration) {
@@ -366,7 +415,10 @@ async fn check_publishers(pipeline: &Pipeline, interval: Duration) {
             .set(i64::from(healthy));
         match (was, result) {
             (false, Ok(())) => {
-                tracing::info!(publisher = %publisher.name, broker, "publisher is up")
+                tracing::info!(publisher = %publisher.name, broker, "publisher is up");
+                if let Some(spool) = pipeline.spool() {
+                    spool.resume();
+                }
             }
             (true, Err(e)) => {
                 tracing::warn!(publisher = %publisher.name, broker, error = %e, "publisher is down")

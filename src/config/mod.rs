@@ -16,7 +16,8 @@ pub use load::{LoadError, load_file, load_str};
 pub use secret::{Secret, SecretRef};
 pub use validate::{
     BrokerFailure, Config, ConfigIssue, DedupConfig, KafkaConfig, LogFormat, NatsConfig,
-    NatsStorage, PublisherConfig, ReconcileConfig, ServerConfig, SourceConfig, SpoolConfig,
+    NatsStorage, PublisherConfig, ReconcileConfig, RegistryConfig, ServerConfig, SourceConfig,
+    SpoolConfig, SubjectNaming,
 };
 
 /// The config file as written (`hookbridge.toml`), before validation.
@@ -200,6 +201,34 @@ pub struct RawKafka {
     /// `message.max.bytes`): bodies must fit with their event and dead-letter envelope.
     #[serde(default = "default_kafka_max_message")]
     pub max_message_bytes: usize,
+    /// Write the Confluent wire format with ids from this registry (bare Avro datums without it).
+    pub schema_registry: Option<RawRegistry>,
+}
+
+/// `[publishers.NAME.schema_registry]`: a Confluent-compatible schema registry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRegistry {
+    /// Base URL of the Confluent API (Apicurio: `.../apis/ccompat/v7`).
+    pub url: String,
+    /// Basic-auth user and password (Confluent Cloud: API key and secret), as references.
+    pub username: Option<SecretRef>,
+    pub password: Option<SecretRef>,
+    /// `topic` (`<topic>-value`, Confluent's default), `record` or `topic_record`.
+    #[serde(default = "default_subject_naming")]
+    pub subject_naming: String,
+    /// Register the schemas (on) or only look them up (off, for registries managed elsewhere).
+    #[serde(default = "default_true")]
+    pub auto_register: bool,
+    #[serde(default = "default_registry_timeout")]
+    pub timeout_ms: u64,
+}
+
+fn default_subject_naming() -> String {
+    "topic".into()
+}
+fn default_registry_timeout() -> u64 {
+    2_000
 }
 
 /// `[publishers.NAME] kind = "nats"`

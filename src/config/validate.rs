@@ -6,7 +6,10 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::{RawConfig, RawKafka, RawNats, RawPublisher, RawServer, RawSource, Secret};
+use super::{
+    RawConfig, RawKafka, RawNats, RawPublisher, RawRegistry, RawServer, RawSource, Secret,
+    SecretRef,
+};
 use crate::pipeline::rate_limit::RateLimit;
 use crate::providers::AnyProvider;
 use crate::publish::topic::TopicTemplate;
@@ -142,6 +145,29 @@ pub struct KafkaConfig {
     pub topic_replication: i32,
     pub linger_ms: u32,
     pub max_message_bytes: usize,
+    pub schema_registry: Option<RegistryConfig>,
+}
+
+/// A Kafka publisher's schema registry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegistryConfig {
+    /// Without a trailing slash.
+    pub url: String,
+    pub credentials: Option<(Secret, Secret)>,
+    pub naming: SubjectNaming,
+    pub auto_register: bool,
+    pub timeout: Duration,
+}
+
+/// How a registry subject is named (Confluent's `subject.name.strategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubjectNaming {
+    /// `<topic>-value` (TopicNameStrategy, the default).
+    Topic,
+    /// The record's full name (RecordNameStrategy).
+    Record,
+    /// `<topic>-<record full name>` (TopicRecordNameStrategy).
+    TopicRecord,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -468,7 +494,12 @@ fn validate_kafka(
             )),
         }
     }
+    let schema_registry = raw
+        .schema_registry
+        .as_ref()
+        .and_then(|r| validate_registry(&format!("{key}.schema_registry"), r, env, issues));
     (issues.len() == before).then(|| KafkaConfig {
+        schema_registry,
         bootstrap_servers: raw.bootstrap_servers.clone(),
         properties: raw.properties.clone(),
         secret_properties,
@@ -477,6 +508,66 @@ fn validate_kafka(
         topic_replication: raw.topic_replication,
         linger_ms: raw.linger_ms,
         max_message_bytes: raw.max_message_bytes,
+    })
+}
+
+fn validate_registry(
+    key: &str,
+    raw: &RawRegistry,
+    env: &HashMap<String, String>,
+    issues: &mut Vec<ConfigIssue>,
+) -> Option<RegistryConfig> {
+    let before = issues.len();
+    if !(raw.url.starts_with("https://") || raw.url.starts_with("http://")) {
+        issues.push(ConfigIssue::new(
+            format!("{key}.url"),
+            "expected an http(s) URL",
+        ));
+    }
+    let naming = match raw.subject_naming.as_str() {
+        "topic" => Some(SubjectNaming::Topic),
+        "record" => Some(SubjectNaming::Record),
+        "topic_record" => Some(SubjectNaming::TopicRecord),
+        _ => {
+            issues.push(ConfigIssue::new(
+                format!("{key}.subject_naming"),
+                "expected `topic`, `record` or `topic_record`",
+            ));
+            None
+        }
+    };
+    let mut resolve = |field: &str, r: &Option<SecretRef>| {
+        r.as_ref().and_then(|r| {
+            r.resolve(env)
+                .map_err(|e| issues.push(ConfigIssue::new(format!("{key}.{field}"), e)))
+                .ok()
+        })
+    };
+    let user = resolve("username", &raw.username);
+    let password = resolve("password", &raw.password);
+    let credentials = match (user, password) {
+        (Some(u), Some(p)) => Some((u, p)),
+        (None, None) => None,
+        _ => {
+            issues.push(ConfigIssue::new(
+                format!("{key}.password"),
+                "username and password go together",
+            ));
+            None
+        }
+    };
+    if raw.timeout_ms == 0 {
+        issues.push(ConfigIssue::new(
+            format!("{key}.timeout_ms"),
+            "must be at least 1",
+        ));
+    }
+    (issues.len() == before).then(|| RegistryConfig {
+        url: raw.url.trim_end_matches('/').to_owned(),
+        credentials,
+        naming: naming.unwrap_or(SubjectNaming::Topic),
+        auto_register: raw.auto_register,
+        timeout: Duration::from_millis(raw.timeout_ms),
     })
 }
 
@@ -563,6 +654,14 @@ fn check_body_limits(
             } else {
                 "server.body_limit_bytes".to_owned()
             };
+            // The server-wide limit is reported once per publisher, not once per source.
+            let publisher_named = format!("publisher {}'", source.publisher);
+            if issues
+                .iter()
+                .any(|i| i.key == key && i.reason.contains(&publisher_named))
+            {
+                continue;
+            }
             issues.push(ConfigIssue::new(
                 key,
                 format!(

@@ -163,8 +163,8 @@ impl NatsKvDedup {
             .map_err(|e| DedupError(format!("update: {e}")))
     }
 
-    /// Creates the bucket; true when it takes TTLs. Done by hand because async-nats'
-    /// `create_key_value` first queries account info in a shape only newer servers answer.
+    /// Creates the bucket; true when it takes TTLs. The stream is created by hand, not with
+    /// `create_key_value`: its `kv::Config` cannot say that a full bucket drops its oldest keys.
     async fn create_bucket(
         js: &jetstream::Context,
         bucket: &str,

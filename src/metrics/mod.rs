@@ -81,6 +81,9 @@ pub struct Metrics {
     /// `hookbridge_dedup_keys{store}` and `hookbridge_dedup_bytes{store}`: what the store holds.
     pub dedup_keys: IntGaugeVec,
     pub dedup_bytes: IntGaugeVec,
+    /// `hookbridge_schema_registry_errors_total{publisher, reason}`: registry calls that failed
+    /// (`unavailable`, `incompatible`, `not_registered`, `wrong_answer`).
+    pub schema_registry_errors: IntCounterVec,
     /// `hookbridge_reconcile_notifications_total{source, outcome}`: notifications pulled from the
     /// provider's API (`pulled`) and what became of each (`published`, `duplicate`, ...).
     pub reconcile_notifications: IntCounterVec,
@@ -220,6 +223,13 @@ impl Metrics {
             ),
             &["store"],
         )?;
+        let schema_registry_errors = IntCounterVec::new(
+            Opts::new(
+                "hookbridge_schema_registry_errors_total",
+                "Schema registry calls that failed, by reason; the publisher is unready until it answers.",
+            ),
+            &["publisher", "reason"],
+        )?;
         let in_flight = IntGauge::new(
             "hookbridge_in_flight_requests",
             "Webhook requests being handled.",
@@ -277,11 +287,20 @@ impl Metrics {
         registry.register(Box::new(dedup_evictions.clone()))?;
         registry.register(Box::new(dedup_keys.clone()))?;
         registry.register(Box::new(dedup_bytes.clone()))?;
+        registry.register(Box::new(schema_registry_errors.clone()))?;
         registry.register(Box::new(reconcile_notifications.clone()))?;
         registry.register(Box::new(reconcile_releases.clone()))?;
         registry.register(Box::new(reconcile_errors.clone()))?;
         registry.register(Box::new(config_reloads.clone()))?;
         registry.register(Box::new(build_info.clone()))?;
+        for reason in [
+            "unreadable",
+            "publisher_gone",
+            "source_gone",
+            "dead_letter_refused",
+        ] {
+            spool_quarantined_total.with_label_values(&[reason]);
+        }
         for outcome in ["success", "failure", "restart_required"] {
             config_reloads.with_label_values(&[outcome]);
         }
@@ -311,6 +330,7 @@ impl Metrics {
             dedup_evictions,
             dedup_keys,
             dedup_bytes,
+            schema_registry_errors,
             reconcile_notifications,
             reconcile_releases,
             reconcile_errors,
@@ -350,6 +370,19 @@ impl Metrics {
                 self.reconcile_errors
                     .with_label_values(&[source, operation]);
             }
+        }
+    }
+
+    /// The same for a Kafka publisher's schema registry.
+    pub fn initialize_registry(&self, publisher: &str) {
+        for reason in [
+            "unavailable",
+            "incompatible",
+            "not_registered",
+            "wrong_answer",
+        ] {
+            self.schema_registry_errors
+                .with_label_values(&[publisher, reason]);
         }
     }
 

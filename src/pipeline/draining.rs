@@ -10,6 +10,11 @@ impl SpoolSink for Pipeline {
         let Some(publisher) = self.publishers.iter().find(|p| p.name == entry.publisher) else {
             return Delivery::Poison("publisher_gone");
         };
+        if !publisher.is_healthy() {
+            // The health loop wakes the drainer when it is back; trying now would only wait out
+            // the deadline for every entry.
+            return Delivery::Wait("publisher down".into());
+        }
         let revision = match entry.claim_window {
             None => None,
             Some(window) => match self.claim(&entry.dedup_key, window).await {

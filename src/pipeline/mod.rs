@@ -462,35 +462,46 @@ impl Pipeline {
     /// the store is not asked again for a second: during an outage every request would otherwise
     /// wait out the same bound.
     pub(crate) async fn claim(&self, key: &str, window: Duration) -> Result<Claim, DedupError> {
-        if self.dedup_health.recently_failed() {
-            return Err(DedupError("the dedup store failed moments ago".into()));
-        }
-        let budget = self.publish_timeout / 4;
-        let claimed = tokio::time::timeout(
-            budget,
-            self.dedup
-                .claim(key, window, self.publish_timeout + PENDING_MARGIN),
-        )
-        .await
-        .unwrap_or_else(|_| Err(DedupError(format!("no answer within {budget:?}"))));
-        if claimed.is_err() {
-            self.dedup_health.failed();
-        }
-        claimed
+        let pending_timeout = self.publish_timeout + PENDING_MARGIN;
+        self.bounded_by_store(self.dedup.claim(key, window, pending_timeout))
+            .await
     }
 
     pub(crate) async fn confirm(&self, key: &str, revision: Revision) {
-        if let Err(e) = self.dedup.confirm(key, revision).await {
-            // The event is safe all the same; at worst a retry is published again, which the
-            // broker-side id (Nats-Msg-Id, hookbridge_dedup_key) lets consumers drop.
+        let confirmed = self
+            .bounded_by_store(self.dedup.confirm(key, revision))
+            .await;
+        if let Err(e) = confirmed {
+            // The event is safe all the same; the pending mark expires, and at worst a retry is
+            // published again, which the broker-side id (Nats-Msg-Id) lets consumers drop.
             tracing::warn!(%key, error = %e, "could not confirm a dedup key");
         }
     }
 
     pub(crate) async fn release(&self, key: &str) {
-        if let Err(e) = self.dedup.release(key).await {
+        if let Err(e) = self.bounded_by_store(self.dedup.release(key)).await {
+            // The pending mark expires after the publish deadline; until then a retry is 503.
             tracing::warn!(%key, error = %e, "could not release a dedup key after a failed publish");
         }
+    }
+
+    /// A dedup store call under the claim's budget, skipped while the store is known down: an
+    /// answer must not wait for a store that is gone, before or after the publish.
+    async fn bounded_by_store<T>(
+        &self,
+        call: impl Future<Output = Result<T, DedupError>>,
+    ) -> Result<T, DedupError> {
+        if self.dedup_health.recently_failed() {
+            return Err(DedupError("the dedup store failed moments ago".into()));
+        }
+        let budget = self.publish_timeout / 4;
+        let result = tokio::time::timeout(budget, call)
+            .await
+            .unwrap_or_else(|_| Err(DedupError(format!("no answer within {budget:?}"))));
+        if result.is_err() {
+            self.dedup_health.failed();
+        }
+        result
     }
 
     /// Avro body, CloudEvents headers, topic and key for one event.

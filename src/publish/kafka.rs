@@ -24,6 +24,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 
+use super::registry::{RegistryError, SchemaRegistry, Writer};
 use super::{OutboundMessage, PublishError, Publisher, header_safe};
 use crate::config::KafkaConfig;
 
@@ -43,10 +44,60 @@ pub struct KafkaPublisher {
     replication: i32,
     /// Topics known to exist, so creation is attempted once per topic and process.
     known_topics: Mutex<HashSet<String>>,
+    /// With a schema registry, records are framed in the Confluent wire format.
+    registry: Option<Registry>,
+}
+
+/// The registry, whether it answered since its last failure, and the error counter (by reason).
+struct Registry {
+    client: SchemaRegistry,
+    ready: AtomicBool,
+    /// The subject whose id could not be resolved last, which the health check retries: the
+    /// publisher stays unready until it resolves.
+    failed_subject: Mutex<Option<(String, Writer)>>,
+    errors: prometheus::IntCounterVec,
+    publisher: String,
+}
+
+impl Registry {
+    /// Ready again when the subject that failed resolves (or, failing none, the registry answers).
+    async fn recover(&self) -> Result<(), RegistryError> {
+        let failed = self.failed_subject.lock().ok().and_then(|f| f.clone());
+        match failed {
+            Some((subject, writer)) => self.client.id(&subject, writer).await.map(|_| ()),
+            None => self.client.reachable().await,
+        }?;
+        if let Ok(mut f) = self.failed_subject.lock() {
+            *f = None;
+        }
+        self.ready.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn failed_for(&self, subject: String, writer: Writer, e: &RegistryError) {
+        if let Ok(mut f) = self.failed_subject.lock() {
+            *f = Some((subject, writer));
+        }
+        self.failed(e);
+    }
+
+    fn failed(&self, e: &RegistryError) {
+        self.ready.store(false, Ordering::Relaxed);
+        self.errors
+            .with_label_values(&[&self.publisher, e.code()])
+            .inc();
+        tracing::error!(publisher = %self.publisher, error = %e, "schema registry: nothing is published to new subjects until it answers");
+    }
 }
 
 impl KafkaPublisher {
-    pub fn new(config: &KafkaConfig, publish_timeout: Duration) -> Result<Self, String> {
+    /// `registry_errors` counts schema registry failures (`{publisher, reason}`) for `name`.
+    pub fn new(
+        name: &str,
+        config: &KafkaConfig,
+        publish_timeout: Duration,
+        registry_errors: prometheus::IntCounterVec,
+    ) -> Result<Self, String> {
         let mut client = ClientConfig::new();
         client
             .set("bootstrap.servers", &config.bootstrap_servers)
@@ -86,7 +137,72 @@ impl KafkaPublisher {
             partitions: config.topic_partitions,
             replication: config.topic_replication,
             known_topics: Mutex::new(HashSet::new()),
+            registry: match &config.schema_registry {
+                Some(r) => Some(Registry {
+                    client: SchemaRegistry::new(r.clone())?,
+                    ready: AtomicBool::new(false),
+                    failed_subject: Mutex::new(None),
+                    errors: registry_errors,
+                    publisher: name.to_owned(),
+                }),
+                None => None,
+            },
         })
+    }
+
+    pub fn has_registry(&self) -> bool {
+        self.registry.is_some()
+    }
+
+    /// Registers (or looks up) the subjects that can be named before the first message, those
+    /// `matches` accepts. Incompatible is an error for the caller (start-up fails with it);
+    /// unreachable only leaves the publisher unready.
+    pub async fn prepare_registry(
+        &self,
+        matches: impl Fn(&str) -> bool,
+    ) -> Result<(), RegistryError> {
+        let Some(registry) = &self.registry else {
+            return Ok(());
+        };
+        match registry.client.prepare(matches).await {
+            Ok(()) => {
+                registry.ready.store(true, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => {
+                registry.failed(&e);
+                match e {
+                    RegistryError::Unavailable(_) => Ok(()),
+                    other => Err(other),
+                }
+            }
+        }
+    }
+
+    /// The payload as written: the bare datum, or framed with its registry id.
+    async fn payload<'m>(
+        &self,
+        message: &'m OutboundMessage,
+    ) -> Result<std::borrow::Cow<'m, [u8]>, PublishError> {
+        let Some(registry) = &self.registry else {
+            return Ok(std::borrow::Cow::Borrowed(&message.payload));
+        };
+        let writer = Writer::of(message.cloudevent.content_type);
+        match registry
+            .client
+            .frame(&message.topic, writer, &message.payload)
+            .await
+        {
+            Ok(framed) => Ok(std::borrow::Cow::Owned(framed)),
+            Err(e) => {
+                let subject = registry.client.subject(&message.topic, writer);
+                registry.failed_for(subject, writer, &e);
+                // Retryable whatever the reason: a subject the registry refuses is fixed by a
+                // deploy, and the event must wait for it (spooled or 503), not be dead-lettered
+                // with the same schema.
+                Err(PublishError::Unavailable(e.to_string()))
+            }
+        }
     }
 
     fn producer(&self) -> Result<FutureProducer, PublishError> {
@@ -174,9 +290,10 @@ impl KafkaPublisher {
                 key: DEDUP_HEADER,
                 value: Some(message.dedup_key.as_str()),
             });
+        let payload = self.payload(message).await?;
         let record = FutureRecord::to(&message.topic)
             .key(message.key.as_bytes())
-            .payload(&message.payload)
+            .payload(payload.as_ref())
             .headers(headers);
         let producer = self.producer()?;
         // If the caller's deadline drops this future before librdkafka answers, the guard still
@@ -240,6 +357,20 @@ impl Publisher for KafkaPublisher {
         // The broker answers: if our deliveries were failing anyway, the producer is the problem.
         if fatal.is_some() || self.suspect.load(Ordering::Relaxed) {
             self.rebuild_producer()?;
+        }
+        // A registry that failed keeps the publisher unready until it answers again.
+        if let Some(registry) = &self.registry
+            && !registry.ready.load(Ordering::Relaxed)
+        {
+            match tokio::time::timeout(timeout, registry.recover()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(PublishError::Unavailable(e.to_string())),
+                Err(_) => {
+                    return Err(PublishError::Unavailable(
+                        "schema registry: no answer".into(),
+                    ));
+                }
+            }
         }
         Ok(())
     }

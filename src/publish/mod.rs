@@ -7,6 +7,7 @@
 
 pub mod kafka;
 pub mod nats;
+pub mod registry;
 pub mod topic;
 
 use std::borrow::Cow;
@@ -73,8 +74,8 @@ pub trait Publisher {
 
 /// Every publisher kind, so sources can hold any of them without boxing futures.
 pub enum AnyPublisher {
-    Kafka(kafka::KafkaPublisher),
-    /// Boxed: the NATS client state is several times larger than the Kafka handles.
+    /// Boxed like NATS: both clients hold hundreds of bytes of state.
+    Kafka(Box<kafka::KafkaPublisher>),
     Nats(Box<nats::NatsPublisher>),
 }
 
@@ -82,13 +83,18 @@ impl AnyPublisher {
     /// Connects to the broker. Failure to reach it is not an error here: the publisher starts
     /// unhealthy and `/readyz` says so until it recovers, which is what Kubernetes expects.
     pub async fn connect(
+        name: &str,
         config: &PublisherConfig,
         publish_timeout: Duration,
+        metrics: &crate::metrics::Metrics,
     ) -> Result<Self, String> {
         Ok(match config {
-            PublisherConfig::Kafka(k) => {
-                AnyPublisher::Kafka(kafka::KafkaPublisher::new(k, publish_timeout)?)
-            }
+            PublisherConfig::Kafka(k) => AnyPublisher::Kafka(Box::new(kafka::KafkaPublisher::new(
+                name,
+                k,
+                publish_timeout,
+                metrics.schema_registry_errors.clone(),
+            )?)),
             PublisherConfig::Nats(n) => {
                 AnyPublisher::Nats(Box::new(nats::NatsPublisher::connect(n).await?))
             }

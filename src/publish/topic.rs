@@ -90,6 +90,41 @@ impl TopicTemplate {
     pub fn as_str(&self) -> &str {
         &self.raw
     }
+
+    /// True when `topic` is what this template renders for `source` and `provider` and some event
+    /// type: how the schema registry finds which existing subjects are ours.
+    pub fn could_render(&self, topic: &str, source: &str, provider: &str) -> bool {
+        let mut source_part = String::new();
+        push_sanitized(&mut source_part, source);
+        let mut provider_part = String::new();
+        push_sanitized(&mut provider_part, provider);
+        matches_from(&self.parts, topic, &source_part, &provider_part)
+    }
+}
+
+fn matches_from(parts: &[Part], rest: &str, source: &str, provider: &str) -> bool {
+    let Some((first, tail)) = parts.split_first() else {
+        return rest.is_empty();
+    };
+    let fixed = match first {
+        Part::Literal(s) => Some(s.as_str()),
+        Part::Source => Some(source),
+        Part::Provider => Some(provider),
+        Part::Type => None,
+    };
+    match fixed {
+        Some(prefix) => rest
+            .strip_prefix(prefix)
+            .is_some_and(|rest| matches_from(tail, rest, source, provider)),
+        // An event type: any non-empty run of topic characters, then the rest of the template.
+        None => (1..=rest.len()).any(|cut| {
+            rest.split_at_checked(cut)
+                .is_some_and(|(event_type, after)| {
+                    event_type.chars().all(is_topic_char)
+                        && matches_from(tail, after, source, provider)
+                })
+        }),
+    }
 }
 
 impl fmt::Debug for TopicTemplate {
@@ -154,6 +189,17 @@ mod tests {
         assert_eq!(t.render(&vars("..x")), "webhooks._.x");
         assert_eq!(t.render(&vars("")), "webhooks._");
         assert_eq!(t.render(&vars("a b\n")), "webhooks.a_b_");
+    }
+
+    #[test]
+    fn a_template_recognises_the_topics_it_renders() {
+        let t = TopicTemplate::parse("webhooks.{provider}.{type}").unwrap();
+        assert!(t.could_render("webhooks.cronofy.calendar.changed", "c", "cronofy"));
+        assert!(!t.could_render("webhooks.stripe.invoice.paid", "c", "cronofy"));
+        assert!(!t.could_render("webhooks.cronofy.", "c", "cronofy"));
+        let t = TopicTemplate::parse("dl.{source}").unwrap();
+        assert!(t.could_render("dl.cronofy-eu", "cronofy-eu", "cronofy"));
+        assert!(!t.could_render("dl.cronofy-eu.x", "cronofy-eu", "cronofy"));
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! Per publisher, order is kept: once one of a publisher's events must wait in a pass, its later
 //! events wait for the next pass, while other publishers' events go ahead. Passes that make no
-//! progress back off exponentially (100 ms to 30 s); any progress resets the back-off. An entry
+//! progress back off exponentially (100 ms to 5 s), and a publisher coming back up ends the wait;
+//! any progress resets the back-off. An entry
 //! is removed from disk only after the broker acknowledged it, so a crash mid-drain can publish an
 //! event twice (the source-scoped id in `Nats-Msg-Id` / `hookbridge_dedup_key` absorbs that) but
 //! never lose one.
@@ -24,7 +25,9 @@ use super::{Spool, SpoolEntry, Spooled};
 use crate::metrics::Metrics;
 
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// A drainer waiting for a publisher is woken when it is up again ([`Spool::resume`]); this bounds
+/// the wait for everything else (a dedup store back, a full disk freed).
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const BATCH: usize = 256;
 
 /// What became of one spooled entry.
@@ -88,7 +91,10 @@ impl<S: SpoolSink> Drainer<S> {
             if self.pass(batch).await {
                 backoff = MIN_BACKOFF;
             } else {
-                tokio::time::sleep(backoff).await;
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = self.spool.resume.notified() => {}
+                }
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }

@@ -60,6 +60,8 @@ pub struct Spool {
     pending: Mutex<HashMap<String, u64>>,
     /// Wakes the drainer when something is spooled.
     pub(crate) wake: tokio::sync::Notify,
+    /// Wakes a drainer that is backing off, when a publisher is up again.
+    pub(crate) resume: tokio::sync::Notify,
 }
 
 impl Spool {
@@ -83,6 +85,7 @@ impl Spool {
             quarantined: AtomicU64::new(0),
             pending: Mutex::new(HashMap::new()),
             wake: tokio::sync::Notify::new(),
+            resume: tokio::sync::Notify::new(),
         };
         let txn = spool.db.begin_read().map_err(storage)?;
         let table = txn.open_table(EVENTS).map_err(storage)?;
@@ -279,6 +282,11 @@ impl Spool {
         }
         self.wake.notify_one();
         Ok(moved.len() as u64)
+    }
+
+    /// A publisher is up again: a drainer that backs off tries at once.
+    pub fn resume(&self) {
+        self.resume.notify_one();
     }
 
     /// (events, bytes) waiting.

@@ -95,7 +95,48 @@ fn wait_for_port_within(port: u16, child: &mut Child, log: &Path, what: &str, wa
     panic!("{what} did not listen on {port} within {wait:?}; its log:\n{log}");
 }
 
+/// Starts a JVM under a watchdog shell that kills it when this test process is gone, however it
+/// ended (a shared broker lives in a static that is never dropped). The JVM's own pid goes to
+/// `pid_file`, for signals that must reach it rather than the shell.
+fn spawn_jvm(java: &str, args: &[String], log: &Path, pid_file: &Path) -> Child {
+    let _stale = std::fs::remove_file(pid_file);
+    let script = format!(
+        "\"$HB_JAVA\" \"$@\" & jvm=$!; echo $jvm > '{}'; trap 'kill -9 $jvm 2>/dev/null' EXIT TERM; \
+         while kill -0 {} 2>/dev/null && kill -0 $jvm 2>/dev/null; do sleep 0.5; done",
+        pid_file.display(),
+        std::process::id()
+    );
+    let mut shell_args = vec!["-c".to_owned(), script, "jvm".to_owned()];
+    shell_args.extend(args.iter().cloned());
+    spawn_logged_with_env("bash", &shell_args, log, &[("HB_JAVA", java)])
+}
+
+/// Kills a JVM started by [`spawn_jvm`] and its watchdog.
+fn kill_jvm(child: &mut Option<Child>, pid_file: &Path) {
+    if child.is_some() {
+        signal_pid_file(pid_file, "-KILL");
+    }
+    kill(child);
+}
+
+fn signal_pid_file(pid_file: &Path, name: &str) {
+    let pid = std::fs::read_to_string(pid_file).unwrap_or_default();
+    let pid = pid.trim();
+    if !pid.is_empty() {
+        let _sent = Command::new("kill").args([name, pid]).status();
+    }
+}
+
 fn spawn_logged(program: &str, args: &[String], log: &Path) -> Child {
+    spawn_logged_with_env(program, args, log, &[])
+}
+
+fn spawn_logged_with_env(
+    program: &str,
+    args: &[String],
+    log: &Path,
+    env: &[(&str, &str)],
+) -> Child {
     let out = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -104,6 +145,7 @@ fn spawn_logged(program: &str, args: &[String], log: &Path) -> Child {
     let err = out.try_clone().expect("clone log handle");
     Command::new(program)
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
@@ -249,6 +291,11 @@ impl KafkaBroker {
         format!("{libs}/*")
     }
 
+    /// Java 17+ as `scripts/lib/brokers.sh` found it, else `java` on PATH.
+    fn java() -> String {
+        std::env::var("HOOKBRIDGE_JAVA").unwrap_or_else(|_| "java".to_owned())
+    }
+
     fn properties(&self) -> PathBuf {
         self.dir.path().join("server.properties")
     }
@@ -269,9 +316,9 @@ impl KafkaBroker {
              offsets.topic.replication.factor=1\noffsets.topic.num.partitions=1\n\
              transaction.state.log.replication.factor=1\ntransaction.state.log.min.isr=1\n\
              share.coordinator.state.topic.replication.factor=1\nshare.coordinator.state.topic.min.isr=1\n\
+             transaction.state.log.num.partitions=1\nshare.coordinator.state.topic.num.partitions=1\n\
              group.initial.rebalance.delay.ms=0\n\
-             group.consumer.min.session.timeout.ms=1000\ngroup.consumer.min.heartbeat.interval.ms=500\n\
-             group.classic.min.session.timeout.ms=1000\n",
+             broker.heartbeat.interval.ms=500\nbroker.session.timeout.ms=2000\n",
             log_dir.display()
         );
         std::fs::write(self.properties(), text).expect("write server.properties");
@@ -284,7 +331,7 @@ impl KafkaBroker {
         };
         let log = self.dir.path().join("format.log");
         let out = std::fs::File::create(&log).expect("format log");
-        let status = Command::new("java")
+        let status = Command::new(Self::java())
             .args([
                 "-Xshare:auto",
                 "-XX:TieredStopAtLevel=1",
@@ -318,20 +365,15 @@ impl KafkaBroker {
 
     /// Sends `name` to the JVM itself (the child is its watchdog shell).
     fn signal_jvm(&self, name: &str) {
-        if self.child.is_none() {
-            return;
-        }
-        let pid = std::fs::read_to_string(self.pid_file()).unwrap_or_default();
-        let pid = pid.trim();
-        if !pid.is_empty() {
-            let _sent = Command::new("kill").args([name, pid]).status();
+        if self.child.is_some() {
+            signal_pid_file(&self.pid_file(), name);
         }
     }
 
     /// Kills the broker (SIGKILL: an outage, not a polite shutdown).
     pub fn stop(&mut self) {
-        self.signal_jvm("-KILL");
-        kill(&mut self.child);
+        let pid_file = self.pid_file();
+        kill_jvm(&mut self.child, &pid_file);
     }
 
     pub fn pause(&self) {
@@ -348,19 +390,7 @@ impl KafkaBroker {
         self.stop();
         let log4j = std::env::var("HOOKBRIDGE_KAFKA_LOG4J").unwrap_or_default();
         let log = self.dir.path().join("kafka.log");
-        // The watchdog (a shell around the JVM) kills the broker when this test process is gone,
-        // however it ended: a shared broker lives in a static that is never dropped.
-        let _stale = std::fs::remove_file(self.pid_file());
-        let script = format!(
-            "java \"$@\" & broker=$!; echo $broker > '{}'; trap 'kill -9 $broker 2>/dev/null' EXIT TERM; \
-             while kill -0 {} 2>/dev/null && kill -0 $broker 2>/dev/null; do sleep 0.5; done",
-            self.pid_file().display(),
-            std::process::id()
-        );
         let mut args = vec![
-            "-c".to_owned(),
-            script,
-            "kafka".to_owned(),
             "-Xms128m".to_owned(),
             "-Xmx512m".to_owned(),
             "-XX:+UseSerialGC".to_owned(),
@@ -376,7 +406,9 @@ impl KafkaBroker {
             "kafka.Kafka".to_owned(),
             self.properties().to_string_lossy().into_owned(),
         ]);
-        let mut child = spawn_logged("bash", &args, &log);
+        let mut child = spawn_jvm(&Self::java(), &args, &log, &self.pid_file());
+        // The PLAINTEXT listener opens only once the broker is registered and unfenced, so a
+        // port that accepts is a broker that serves.
         wait_for_port_within(
             self.port,
             &mut child,
@@ -392,4 +424,129 @@ impl Drop for KafkaBroker {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Apicurio Registry 3.x with in-memory storage, spoken to through its Confluent-compatible API.
+/// The jar and its Java (21: Apicurio 3.3 needs it) come from `HOOKBRIDGE_APICURIO_JAR` and
+/// `HOOKBRIDGE_APICURIO_JAVA`, set by `scripts/test`.
+pub struct Registry {
+    pub port: u16,
+    dir: TempDir,
+    child: Option<Child>,
+}
+
+static SHARED_REGISTRY: std::sync::OnceLock<Registry> = std::sync::OnceLock::new();
+
+impl Registry {
+    pub fn start() -> Self {
+        Self::start_on(free_port())
+    }
+
+    /// On a chosen port: a test can start it late, where the gateway already expects it.
+    pub fn start_on(port: u16) -> Self {
+        let mut registry = Registry {
+            port,
+            dir: TempDir::new("registry"),
+            child: None,
+        };
+        registry.restart();
+        registry
+    }
+
+    /// One per test binary for tests that leave it running (unique subjects per test).
+    pub fn shared() -> &'static Registry {
+        SHARED_REGISTRY.get_or_init(Registry::start)
+    }
+
+    /// The Confluent-compatible base URL, as clients are configured with it.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/apis/ccompat/v7", self.port)
+    }
+
+    pub fn stop(&mut self) {
+        let pid_file = self.dir.path().join("registry.pid");
+        kill_jvm(&mut self.child, &pid_file);
+    }
+
+    pub fn restart(&mut self) {
+        self.stop();
+        let var = |name: &str| {
+            std::env::var(name).unwrap_or_else(|_| {
+                panic!("{name} is not set: run the tests through scripts/test, which installs Apicurio Registry into .cache/")
+            })
+        };
+        let (java, jar) = (
+            var("HOOKBRIDGE_APICURIO_JAVA"),
+            var("HOOKBRIDGE_APICURIO_JAR"),
+        );
+        let tmp = self.dir.path().join("tmp");
+        std::fs::create_dir_all(&tmp).expect("registry tmp dir");
+        let log = self.dir.path().join("registry.log");
+        let tmp = tmp.display().to_string();
+        let mut args: Vec<String> = [
+            "-Xms64m",
+            "-Xmx256m",
+            "-XX:+UseSerialGC",
+            "-XX:TieredStopAtLevel=1",
+            "-Dquarkus.http.host=127.0.0.1",
+            // The management interface defaults to 9000: two registries would collide.
+            "-Dquarkus.management.port=0",
+            "-Dquarkus.management.host=127.0.0.1",
+            "-Dquarkus.http.access-log.enabled=false",
+            "-Dquarkus.log.level=WARN",
+            // Confluent's default; Apicurio's own is NONE.
+            "-Dapicurio.rules.global.compatibility=BACKWARD",
+        ]
+        .map(String::from)
+        .to_vec();
+        args.extend([
+            format!("-Dquarkus.http.port={}", self.port),
+            format!("-Djava.io.tmpdir={tmp}"),
+            format!("-Dvertx.cacheDirBase={tmp}/vertx-cache"),
+            format!("-Dapicurio.storage.snapshot.location={tmp}"),
+            format!("-Dapicurio.import.work-dir={tmp}"),
+            "-jar".to_owned(),
+            jar,
+        ]);
+        let pid_file = self.dir.path().join("registry.pid");
+        let mut child = spawn_jvm(&java, &args, &log, &pid_file);
+        wait_for_port_within(
+            self.port,
+            &mut child,
+            &log,
+            "apicurio",
+            Duration::from_secs(90),
+        );
+        // The port opens before the API answers: wait for the subject list.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !http_ok(self.port, "/apis/ccompat/v7/subjects") {
+            assert!(
+                Instant::now() < deadline,
+                "apicurio's API did not answer; its log:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        self.child = Some(child);
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A plain HTTP/1.0 GET on 127.0.0.1 that answers 200 (no client library, no runtime).
+fn http_ok(port: u16, path: &str) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _timeout = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    if write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).is_ok() && head.ends_with(b"200")
 }

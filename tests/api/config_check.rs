@@ -140,3 +140,77 @@ client_secret = "env:S"
         assert!(out.contains(needle), "`{needle}` missing from:\n{out}");
     }
 }
+
+/// What would lose events is refused: a Docplanner source that refuses pushes with nothing to
+/// have them pushed again, and a body limit whose events could be neither published nor
+/// dead-lettered. The same sources pass once the loss is recovered.
+#[test]
+fn configurations_that_would_lose_events_are_refused() {
+    let dir = TempDir::new("config-loss");
+    let path = dir.path().join("loses.toml");
+    let base = "[publishers.n]\nkind = \"nats\"\nurl = \"nats://x\"\n\
+                [publishers.k]\nkind = \"kafka\"\nbootstrap_servers = \"x:9092\"\n";
+    let docplanner = |name: &str, extra: &str| {
+        format!(
+            "[sources.{name}]\nprovider = \"docplanner\"\npublisher = \"n\"\n{extra}\
+             [sources.{name}.verify]\napi_key_header = \"X-Api-Key\"\napi_keys = [\"env:S\"]\n"
+        )
+    };
+    let release = |name: &str| {
+        format!(
+            "[sources.{name}.reconcile]\nbase_url = \"https://api.example.com/v3\"\n\
+             token_url = \"https://api.example.com/token\"\nclient_id = \"env:S\"\n\
+             client_secret = \"env:S\"\nrelease = true\n"
+        )
+    };
+    let losing = format!(
+        "{base}{}{}[sources.big]\nprovider = \"cronofy\"\npublisher = \"k\"\nbody_limit_bytes = 990000\n\
+         [sources.big.verify]\nclient_secrets = [\"env:S\"]\n",
+        docplanner("rejecting", ""),
+        docplanner("limited", "[sources.limited.rate_limit]\nper_second = 10\n"),
+    );
+    std::fs::write(&path, &losing).unwrap();
+    let (ok, out) = check_config(&path, &[("S", "a-secret")]);
+    assert!(!ok, "must fail:\n{out}");
+    for needle in [
+        "sources.rejecting.reconcile.release: this provider never resends a refused push and `on_broker_failure = \"reject\"`",
+        "sources.limited.reconcile.release: this provider never resends a refused push and a rate limit",
+        "sources.big.body_limit_bytes: 990000 bytes plus the event and dead-letter envelope (65536) exceed publisher k's max_message_bytes (1000000)",
+    ] {
+        assert!(out.contains(needle), "`{needle}` missing from:\n{out}");
+    }
+
+    // Recovered: a release for the first two, a limit that fits for the third.
+    let recovered = format!(
+        "{base}{}{}{}{}[sources.big]\nprovider = \"cronofy\"\npublisher = \"k\"\nbody_limit_bytes = 934464\n\
+         [sources.big.verify]\nclient_secrets = [\"env:S\"]\n",
+        docplanner("rejecting", ""),
+        release("rejecting"),
+        docplanner("limited", "[sources.limited.rate_limit]\nper_second = 10\n"),
+        release("limited"),
+    );
+    std::fs::write(&path, &recovered).unwrap();
+    let (ok, out) = check_config(&path, &[("S", "a-secret")]);
+    assert!(ok, "{out}");
+}
+
+/// Both shipped Kubernetes configs pass the check (`scripts/check-manifests` runs it on them too),
+/// so the recommended deployments cannot lose a Docplanner push.
+#[test]
+fn the_shipped_docplanner_sources_release_what_they_refuse() {
+    for overlay in ["base", "overlays/stateless"] {
+        let path = format!(
+            "{}/deploy/kubernetes/{overlay}/hookbridge.toml",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        let docplanner = text
+            .split("[sources.docplanner.reconcile]")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{path} has a Docplanner reconcile table"));
+        assert!(
+            docplanner.contains("release = true"),
+            "{path}: a refused Docplanner push is recovered only by a release"
+        );
+    }
+}

@@ -46,6 +46,16 @@ impl Consumed {
     }
 }
 
+/// The datum of a Kafka record: after the Confluent wire-format header (byte 0, a 4-byte schema id)
+/// when there is one. Unambiguous for our events: a bare datum starts with the `id` string's
+/// length, and an id is never empty, so its first byte is never 0.
+pub fn unframed(payload: &[u8]) -> &[u8] {
+    match payload {
+        [0, _, _, _, _, datum @ ..] => datum,
+        bare => bare,
+    }
+}
+
 pub fn event_schema() -> Schema {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/event.avsc");
     let text = std::fs::read_to_string(path).expect("read schemas/event.avsc");
@@ -128,9 +138,11 @@ fn read_kafka_blocking(
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", &group)
+        // The KIP-848 protocol: the broker assigns at once, where the classic protocol's first
+        // group on a fresh broker waits seconds for the offsets topic.
+        .set("group.protocol", "consumer")
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "true")
-        .set("session.timeout.ms", "6000")
         .set("topic.metadata.refresh.interval.ms", "500")
         .create()
         .expect("test consumer");
@@ -169,7 +181,7 @@ fn read_kafka_blocking(
                     destination: m.topic().to_owned(),
                     key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
                     headers,
-                    record: decode(&schema, m.payload().unwrap_or_default()),
+                    record: decode(&schema, unframed(m.payload().unwrap_or_default())),
                     raw: m.payload().unwrap_or_default().to_vec(),
                 });
             }

@@ -34,7 +34,7 @@ async fn send_times(app: &TestApp, body: &str, times: usize) -> Vec<String> {
 /// become one event on Kafka and on NATS, and the repeats are answered 2xx and counted.
 #[tokio::test]
 async fn retried_webhooks_are_published_once_on_kafka_and_nats() {
-    let kafka = KafkaBroker::start();
+    let kafka = KafkaBroker::shared();
     let nats = NatsServer::start();
     for (broker, times) in [("kafka", 3), ("nats", 2)] {
         let app = spawn_app(AppOptions {
@@ -81,7 +81,7 @@ async fn retried_webhooks_are_published_once_on_kafka_and_nats() {
 #[tokio::test]
 async fn two_instances_sharing_a_dedup_store_publish_once() {
     for broker in ["kafka", "nats"] {
-        let kafka = KafkaBroker::start();
+        let kafka = KafkaBroker::shared();
         let nats = NatsServer::start();
         let bucket = unique("dedup");
         let prefix = unique("t");
@@ -161,4 +161,69 @@ async fn a_retry_after_a_failed_publish_is_published() {
         .filter(|e| e.string("subject") == "chn_retry_after_outage")
         .count();
     assert_eq!(ours, 1, "published exactly once");
+}
+
+/// Two sources sharing a stream may carry the same provider id (here two GitHub apps, whose ids
+/// come from `X-GitHub-Delivery`): each is its own event, so each is published, and JetStream's
+/// duplicate window, keyed by the source-scoped `Nats-Msg-Id`, does not swallow the second.
+#[tokio::test]
+async fn two_sources_sharing_a_stream_do_not_suppress_each_other() {
+    use hmac::{KeyInit, Mac};
+    let nats = NatsServer::start();
+    let (stream, prefix) = (unique("SH"), unique("sh"));
+    let mut text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nworkers = 1\n\n\
+         [publishers.nats]\nkind = \"nats\"\nurl = \"{}\"\nstream = \"{stream}\"\nsubjects = [\"{prefix}.>\"]\n",
+        nats.url()
+    );
+    for source in ["app-a", "app-b"] {
+        text.push_str(&format!(
+            "\n[sources.{source}]\nprovider = \"github\"\npublisher = \"nats\"\n\
+             topic = \"{prefix}.shared.{{type}}\"\n[sources.{source}.verify]\n\
+             secrets = [\"env:TEST_CRONOFY_SECRET\"]\n"
+        ));
+    }
+    let app = crate::helpers::spawn_with_config(
+        &text,
+        &crate::helpers::test_env(),
+        stream.clone(),
+        prefix.clone(),
+    )
+    .await;
+    let body = r#"{"zen":"Keep it logically awesome.","hook_id":1}"#;
+    let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(CRONOFY_SECRET.as_bytes())
+        .expect("any key length");
+    mac.update(body.as_bytes());
+    let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    for source in ["app-a", "app-b"] {
+        let response = app
+            .http
+            .post(app.url(&format!("/webhooks/{source}")))
+            .header("content-type", "application/json")
+            .header("X-GitHub-Event", "ping")
+            .header("X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958")
+            .header("X-Hub-Signature-256", &signature)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let reply: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(reply["status"], "published", "{source}: {reply}");
+    }
+    let events = read_nats(&nats.url(), &stream, &format!("{prefix}.>"), 2, WAIT).await;
+    let mut ids: Vec<&str> = events.iter().map(|e| e.header("Nats-Msg-Id")).collect();
+    ids.sort_unstable();
+    println!(
+        "shared stream: sent 2 (one per source), consumed {}",
+        events.len()
+    );
+    assert_eq!(events.len(), 2, "one event per source: {ids:?}");
+    assert_eq!(
+        ids,
+        [
+            "app-a/72d3162e-cc78-11e3-81ab-4c9367dc0958",
+            "app-b/72d3162e-cc78-11e3-81ab-4c9367dc0958"
+        ],
+        "the same provider id, scoped by source"
+    );
 }

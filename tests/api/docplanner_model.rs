@@ -144,6 +144,11 @@ impl DocplannerModel {
         self.state.lock().unwrap().outage = outage;
     }
 
+    /// Docplanner rotates the client secret: only the new one gets a token from now on.
+    pub fn set_client_secret(&self, secret: &str) {
+        self.state.lock().unwrap().client_secret = secret.into();
+    }
+
     pub fn revoke_tokens(&self) {
         self.state.lock().unwrap().tokens.clear();
     }

@@ -50,7 +50,7 @@ impl Default for AppOptions {
             kafka_bootstrap: None,
             publisher: "nats",
             publish_timeout_ms: 1_500,
-            body_limit_bytes: 1024 * 1024,
+            body_limit_bytes: 900 * 1024,
             dedup_nats: None,
             prefix: None,
             stream: None,

@@ -49,6 +49,8 @@ async fn every_documented_metric_is_exposed_and_every_exposed_metric_is_document
     let config = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\nworkers = 1\nhealth_interval_ms = 200\n\n[spool]\npath = \"{spool}\"\n\n\
          [publishers.nats]\nkind = \"nats\"\nurl = \"{url}\"\nstream = \"{stream}\"\nsubjects = [\"{prefix}.>\"]\n\n\
+         [publishers.kafka]\nkind = \"kafka\"\nbootstrap_servers = \"{kafka}\"\n\
+         [publishers.kafka.schema_registry]\nurl = \"{registry}\"\n\n\
          [sources.cronofy]\nprovider = \"cronofy\"\npublisher = \"nats\"\ntopic = \"{prefix}.{{provider}}.{{type}}\"\n\
          dead_letter_topic = \"{prefix}.dead_letter.{{source}}\"\n[sources.cronofy.verify]\nclient_secrets = [\"env:C\"]\n\n\
          [sources.timetap]\nprovider = \"timetap\"\npublisher = \"nats\"\ntopic = \"{prefix}.{{provider}}.{{type}}\"\n\
@@ -60,6 +62,8 @@ async fn every_documented_metric_is_exposed_and_every_exposed_metric_is_document
          client_id = \"env:C\"\nclient_secret = \"env:C\"\ninterval_secs = 1\n",
         spool = dir.path().join("spool").display(),
         url = nats.url(),
+        kafka = crate::brokers::KafkaBroker::shared().bootstrap(),
+        registry = crate::brokers::Registry::shared().url(),
     );
     let env = std::collections::HashMap::from([("C".to_owned(), CRONOFY_SECRET.to_owned())]);
     let app = spawn_with_config(&config, &env, stream, prefix).await;

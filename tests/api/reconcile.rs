@@ -26,6 +26,32 @@ struct Setup {
     model: DocplannerModel,
     app: TestApp,
     _spool: TempDir,
+    /// The config the app started with, for reloads.
+    text: String,
+}
+
+impl Setup {
+    /// What a config reload does: the same text validated again with `client_secret`, and the
+    /// source table swapped on the running pipeline.
+    fn reload(&self, text: &str, client_secret: &str) {
+        let env = HashMap::from([
+            ("DP_KEY".to_owned(), API_KEY.to_owned()),
+            ("DP_CLIENT_ID".to_owned(), CLIENT_ID.to_owned()),
+            ("DP_CLIENT_SECRET".to_owned(), client_secret.to_owned()),
+        ]);
+        let raw = hookbridge::config::load_str(text, &env).unwrap();
+        let config = hookbridge::config::Config::validate(raw, &env).unwrap();
+        let publisher = self.app.pipeline.publishers()[0].clone();
+        let sources = config
+            .sources
+            .into_iter()
+            .map(|(name, c)| {
+                let source = hookbridge::pipeline::Source::new(c, publisher.clone());
+                (name, std::sync::Arc::new(source))
+            })
+            .collect();
+        self.app.pipeline.replace_sources(sources);
+    }
 }
 
 async fn setup(pull: bool, release: bool, token_ttl: Duration) -> Setup {
@@ -73,6 +99,7 @@ async fn setup_with(
         model,
         app,
         _spool: spool,
+        text,
     }
 }
 
@@ -329,4 +356,69 @@ async fn notifications_expire_after_72_hours() {
     )
     .await;
     assert_eq!(subjects(&events), ["fresh"]);
+}
+
+/// A reload reaches the reconciler: a rotated client secret takes effect without a restart, a
+/// reload that drops the reconcile table stops pulling, and one that brings it back starts again.
+#[tokio::test]
+async fn a_reload_reaches_the_reconciler() {
+    let s = setup(true, false, Duration::from_secs(3600)).await;
+    s.model.enqueue(notification("r1"));
+    let published = [("source", "docplanner"), ("outcome", "published")];
+    wait_metric(
+        &s.app,
+        "hookbridge_reconcile_notifications_total",
+        &published,
+        1.0,
+    )
+    .await;
+
+    // Docplanner rotates the secret: the running one is refused from now on.
+    s.model.set_client_secret("rotated-secret");
+    s.model.revoke_tokens();
+    s.model.enqueue(notification("r2"));
+    wait_metric(
+        &s.app,
+        "hookbridge_reconcile_errors_total",
+        &[("source", "docplanner"), ("operation", "pull")],
+        1.0,
+    )
+    .await;
+    assert_eq!(s.model.queued(), 1, "nothing pulled with the old secret");
+    s.reload(&s.text, "rotated-secret");
+    wait_metric(
+        &s.app,
+        "hookbridge_reconcile_notifications_total",
+        &published,
+        2.0,
+    )
+    .await;
+
+    // Reconciliation removed by a reload: the notification stays in Docplanner's queue.
+    let without: String = s
+        .text
+        .split("[sources.docplanner.reconcile]")
+        .next()
+        .unwrap()
+        .to_owned();
+    s.reload(&without, "rotated-secret");
+    tokio::time::sleep(Duration::from_millis(1500)).await; // a round in flight finishes
+    s.model.enqueue(notification("r3"));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        s.model.queued(),
+        1,
+        "no reconciler pulls once the table is gone"
+    );
+
+    // Back again: a new reconciler picks up where the queue is.
+    s.reload(&s.text, "rotated-secret");
+    wait_metric(
+        &s.app,
+        "hookbridge_reconcile_notifications_total",
+        &published,
+        3.0,
+    )
+    .await;
+    assert_eq!(s.model.queued(), 0);
 }

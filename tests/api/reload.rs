@@ -171,3 +171,34 @@ async fn sighup_reloads_at_once() {
     gw.wait_status("second", 200).await;
     assert_eq!(gw.reloads("success").await, 1.0);
 }
+
+/// A change only a restart can apply (`[server]` here) is not a success: it is counted as
+/// `restart_required`, while what can be applied (the rotated secret) is.
+#[tokio::test]
+async fn a_change_that_needs_a_restart_is_counted_as_such() {
+    let nats = NatsServer::start();
+    let dir = TempDir::new("reload-restart");
+    let secret = dir.path().join("cronofy-secret");
+    std::fs::write(&secret, "old-secret\n").unwrap();
+    let port = free_port();
+    let config = config_text(port, &nats.url(), &secret, 200);
+    let gw = start(&dir, &config, port).await;
+    assert_eq!(gw.send("old-secret").await, 200);
+
+    write_atomically(&secret, "new-secret\n");
+    write_atomically(
+        &dir.path().join("hookbridge.toml"),
+        &config.replacen("[server]\n", "[server]\npublish_timeout_ms = 4321\n", 1),
+    );
+    gw.wait_status("new-secret", 200).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gw.reloads("restart_required").await < 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "restart_required was not counted"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(gw.reloads("success").await, 0.0, "not counted as a success");
+    assert_eq!(gw.reloads("failure").await, 0.0);
+}
