@@ -12,7 +12,8 @@ RUN cargo build --release --locked --bin hookbridge
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --no-create-home hookbridge
+    && useradd --system --uid 10001 --no-create-home hookbridge \
+    && mkdir -p /var/lib/hookbridge/spool && chown 10001 /var/lib/hookbridge/spool
 COPY --from=build /src/target/release/hookbridge /usr/local/bin/hookbridge
 COPY hookbridge.example.toml /etc/hookbridge/hookbridge.toml
 USER 10001

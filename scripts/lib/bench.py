@@ -7,9 +7,11 @@ and of the broker, peak memory from VmHWM. Ratios to the ceiling are taken withi
 hold on a noisy machine. Targets are printed beside the numbers; nothing here asserts.
 
 Environment (set by scripts/bench): HOOKBRIDGE_BIN, HTTP_CEILING_BIN, HOOKBRIDGE_NATS_SERVER_BIN,
-HOOKBRIDGE_TANSU_BIN; knobs: BENCH_SECONDS (10), BENCH_CONNECTIONS (256), BENCH_WORKERS (2).
+HOOKBRIDGE_JAVA, HOOKBRIDGE_KAFKA_LIBS, HOOKBRIDGE_KAFKA_LOG4J (Apache Kafka, from
+scripts/lib/brokers.sh); knobs: BENCH_SECONDS (10), BENCH_CONNECTIONS (256), BENCH_WORKERS (2).
 """
 
+import base64
 import json
 import os
 import shutil
@@ -59,6 +61,34 @@ def wait_tcp(port, timeout=15.0):
         except OSError:
             time.sleep(0.02)
     raise SystemExit(f"bench: nothing listens on {port} after {timeout} s")
+
+
+def kafka_broker(workdir, port, cport):
+    """Apache Kafka, one KRaft node, formatted in workdir; the Proc is the JVM itself."""
+    props = os.path.join(workdir, "kafka.properties")
+    with open(props, "w") as f:
+        f.write(
+            "process.roles=broker,controller\nnode.id=1\n"
+            f"controller.quorum.bootstrap.servers=127.0.0.1:{cport}\n"
+            f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}\n"
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}\n"
+            "controller.listener.names=CONTROLLER\ninter.broker.listener.name=PLAINTEXT\n"
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT\n"
+            f"log.dirs={os.path.join(workdir, 'kafka-data')}\nnum.partitions=1\n"
+            "offsets.topic.replication.factor=1\noffsets.topic.num.partitions=1\n"
+            "transaction.state.log.replication.factor=1\ntransaction.state.log.min.isr=1\n"
+            "share.coordinator.state.topic.replication.factor=1\nshare.coordinator.state.topic.min.isr=1\n"
+            "group.initial.rebalance.delay.ms=0\n"
+        )
+    java = os.environ.get("HOOKBRIDGE_JAVA", "java")
+    classpath = os.path.join(os.environ["HOOKBRIDGE_KAFKA_LIBS"], "*")
+    log4j = f"-Dlog4j2.configurationFile={os.environ.get('HOOKBRIDGE_KAFKA_LOG4J', '')}"
+    cluster = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=").replace("-", "A", 1)
+    subprocess.run([java, "-XX:TieredStopAtLevel=1", log4j, "-cp", classpath, "kafka.tools.StorageTool",
+                    "format", "--standalone", "--cluster-id", cluster, "--config", props],
+                   check=True, stdout=subprocess.DEVNULL)
+    return Proc("kafka", [java, "-Xms256m", "-Xmx512m", "-XX:+UseSerialGC", log4j, "-cp", classpath,
+                          "kafka.Kafka", props], log=os.path.join(workdir, "kafka.log"))
 
 
 class Proc:
@@ -194,16 +224,13 @@ def main():
     procs = []
     rows = []
     try:
-        nats_port, kafka_port = free_port(), free_port()
+        nats_port, kafka_port, controller_port = free_port(), free_port(), free_port()
         nats = Proc("nats", [os.environ["HOOKBRIDGE_NATS_SERVER_BIN"], "-a", "127.0.0.1", "-p",
                              str(nats_port), "-js", "-sd", os.path.join(workdir, "nats")])
-        tansu = Proc("tansu", [os.environ["HOOKBRIDGE_TANSU_BIN"], "broker", "--listener-url",
-                               f"tcp://127.0.0.1:{kafka_port}", "--advertised-listener-url",
-                               f"tcp://127.0.0.1:{kafka_port}", "--storage-engine",
-                               "memory://tansu/"], log=os.path.join(workdir, "tansu.log"))
-        procs += [nats, tansu]
+        kafka = kafka_broker(workdir, kafka_port, controller_port)
+        procs += [nats, kafka]
         wait_tcp(nats_port)
-        wait_tcp(kafka_port)
+        wait_tcp(kafka_port, timeout=90.0)
         nats_toml = (f'kind = "nats"\nurl = "nats://127.0.0.1:{nats_port}"\nstream = "BENCH"\n'
                      f'subjects = ["bench.>"]\nstorage = "file"')
         kafka_toml = (f'kind = "kafka"\nbootstrap_servers = "127.0.0.1:{kafka_port}"\n'
@@ -226,7 +253,7 @@ def main():
         # 2. and 3. hookbridge with each broker, a fresh process each so VmHWM is its own.
         for name, label, toml, broker in (
             ("nats", "hookbridge -> NATS JetStream", nats_toml, nats),
-            ("kafka", "hookbridge -> Kafka (idempotent)", kafka_toml, tansu),
+            ("kafka", "hookbridge -> Apache Kafka (idempotent, acks=all)", kafka_toml, kafka),
         ):
             text = config_text(free_port(), name, toml)
             gateway, path, port, ready_ms, idle_mib = start_gateway(workdir, name, text, env)
