@@ -227,3 +227,58 @@ async fn two_sources_sharing_a_stream_do_not_suppress_each_other() {
         "the same provider id, scoped by source"
     );
 }
+
+/// The shared key-value store holds a key only for its source's window: each entry carries a
+/// per-message TTL, so the bucket empties itself (it no longer keeps every key for `max_age`), and
+/// the bucket's bytes are exported.
+#[tokio::test]
+async fn nats_dedup_keys_expire_with_their_sources_window() {
+    let nats = NatsServer::start();
+    let bucket = unique("ttl");
+    let (stream, prefix) = (unique("TT"), unique("tt"));
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nworkers = 1\nhealth_interval_ms = 200\n\n\
+         [dedup]\nstore = \"nats\"\nurl = \"{url}\"\nbucket = \"{bucket}\"\nmax_bytes = 8388608\n\n\
+         [publishers.nats]\nkind = \"nats\"\nurl = \"{url}\"\nstream = \"{stream}\"\nsubjects = [\"{prefix}.>\"]\n\n\
+         [sources.cronofy]\nprovider = \"cronofy\"\npublisher = \"nats\"\ntopic = \"{prefix}.{{provider}}.{{type}}\"\n\
+         dedup_window_secs = 4\n[sources.cronofy.verify]\nclient_secrets = [\"env:TEST_CRONOFY_SECRET\"]\n",
+        url = nats.url()
+    );
+    let app = crate::helpers::spawn_with_config(
+        &text,
+        &crate::helpers::test_env(),
+        stream,
+        prefix,
+    )
+    .await;
+    let body = cronofy_change("chn_ttl");
+    assert_eq!(send_times(&app, &body, 2).await, ["published", "duplicate"]);
+
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let mut kv_stream = js.get_stream(format!("KV_{bucket}")).await.unwrap();
+    let info = kv_stream.info().await.unwrap();
+    assert_eq!(info.state.messages, 1, "the key is held while its window runs");
+    assert!(info.config.allow_message_ttl, "the bucket takes per-key TTLs");
+    assert_eq!(info.config.max_bytes, 8_388_608, "and is bounded in bytes");
+    let exported = std::time::Instant::now() + Duration::from_secs(3);
+    while app.metric("hookbridge_dedup_keys", &[("store", "nats")]) < 1.0 {
+        assert!(std::time::Instant::now() < exported, "the bucket's keys are exported");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(app.metric("hookbridge_dedup_bytes", &[("store", "nats")]) > 0.0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let held = kv_stream.info().await.unwrap().state.messages;
+        if held == 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the key outlived its window");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        send_times(&app, &body, 1).await,
+        ["published"],
+        "after its window a resend is a new event"
+    );
+}

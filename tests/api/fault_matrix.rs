@@ -929,9 +929,10 @@ async fn the_delivery_promise_holds_under_every_fault_in_every_topology() {
         println!("{line}");
         table.push((line, tally.problems.is_empty()));
     }
-    println!(
-        "\nfault matrix, {} rows in {:.0} s:\n| {:<34} | {:<22} | {:>5} | {:>5} | {:>7} | {:>11} | {:>8} | {:>10} | {:>4} | {:>10} | {:>6} | result\n{}",
+    let summary = format!(
+        "fault matrix, {} rows, {} webhooks each, in {:.0} s:\n| {:<34} | {:<22} | {:>5} | {:>5} | {:>7} | {:>11} | {:>8} | {:>10} | {:>4} | {:>10} | {:>6} | result\n{}\n",
         table.len(),
+        webhooks(),
         started.elapsed().as_secs_f64(),
         "topology",
         "fault",
@@ -944,11 +945,13 @@ async fn the_delivery_promise_holds_under_every_fault_in_every_topology() {
         "lost",
         "slowest",
         "time",
-        table
-            .iter()
-            .map(|(l, _)| l.as_str())
-            .collect::<Vec<_>>()
-            .join("\n")
+        table.iter().map(|(l, _)| l.as_str()).collect::<Vec<_>>().join("\n")
+    );
+    println!("\n{summary}");
+    // scripts/test prints this file after the tests: libtest keeps a passing test's output.
+    let _written = std::fs::write(
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("fault-matrix.txt"),
+        &summary,
     );
     let failed: BTreeMap<usize, &String> = table
         .iter()
