@@ -244,13 +244,8 @@ async fn nats_dedup_keys_expire_with_their_sources_window() {
          dedup_window_secs = 4\n[sources.cronofy.verify]\nclient_secrets = [\"env:TEST_CRONOFY_SECRET\"]\n",
         url = nats.url()
     );
-    let app = crate::helpers::spawn_with_config(
-        &text,
-        &crate::helpers::test_env(),
-        stream,
-        prefix,
-    )
-    .await;
+    let app =
+        crate::helpers::spawn_with_config(&text, &crate::helpers::test_env(), stream, prefix).await;
     let body = cronofy_change("chn_ttl");
     assert_eq!(send_times(&app, &body, 2).await, ["published", "duplicate"]);
 
@@ -258,12 +253,21 @@ async fn nats_dedup_keys_expire_with_their_sources_window() {
     let js = async_nats::jetstream::new(client);
     let mut kv_stream = js.get_stream(format!("KV_{bucket}")).await.unwrap();
     let info = kv_stream.info().await.unwrap();
-    assert_eq!(info.state.messages, 1, "the key is held while its window runs");
-    assert!(info.config.allow_message_ttl, "the bucket takes per-key TTLs");
+    assert_eq!(
+        info.state.messages, 1,
+        "the key is held while its window runs"
+    );
+    assert!(
+        info.config.allow_message_ttl,
+        "the bucket takes per-key TTLs"
+    );
     assert_eq!(info.config.max_bytes, 8_388_608, "and is bounded in bytes");
     let exported = std::time::Instant::now() + Duration::from_secs(3);
     while app.metric("hookbridge_dedup_keys", &[("store", "nats")]) < 1.0 {
-        assert!(std::time::Instant::now() < exported, "the bucket's keys are exported");
+        assert!(
+            std::time::Instant::now() < exported,
+            "the bucket's keys are exported"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(app.metric("hookbridge_dedup_bytes", &[("store", "nats")]) > 0.0);
@@ -273,7 +277,10 @@ async fn nats_dedup_keys_expire_with_their_sources_window() {
         if held == 0 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the key outlived its window");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the key outlived its window"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(
