@@ -1,6 +1,12 @@
 //! Source IP allowlists. The client address is the TCP peer, unless the peer is a configured trusted
 //! proxy: then the nearest address in the configured forwarding header that is not itself a trusted
 //! proxy. A forwarding header from anyone else is ignored, since a client can write anything there.
+//!
+//! Hops are read from the right (the one our proxy wrote) leftwards. A hop that does not parse ends
+//! the walk with a refusal: skipping it would let the next, client-written entry be believed.
+//! Forms that parse: `203.0.113.9`, `203.0.113.9:4444`, `2001:db8::1`, `[2001:db8::1]`,
+//! `[2001:db8::1]:4444`, and RFC 7239 `for=` pairs (`for=192.0.2.60;proto=https`,
+//! `for="[2001:db8::1]:4711"`).
 
 use std::net::IpAddr;
 
@@ -40,18 +46,18 @@ impl IpAllowlist {
             return Some(peer);
         }
         // Walk from the nearest hop outwards; the first address not of our own proxies is the client.
-        let hops: Vec<IpAddr> = headers
-            .get_all(header.as_str())
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|s| s.trim().parse::<IpAddr>().ok())
-            .collect();
-        Some(
-            hops.into_iter()
-                .rev()
-                .find(|ip| !trusted(ip))
-                .unwrap_or(peer),
-        )
+        let mut hops = Vec::new();
+        for value in headers.get_all(header.as_str()) {
+            // A header value that is not text cannot be read safely: refuse.
+            hops.extend(value.to_str().ok()?.split(','));
+        }
+        for hop in hops.into_iter().rev() {
+            let ip = parse_hop(hop)?;
+            if !trusted(&ip) {
+                return Some(ip);
+            }
+        }
+        Some(peer)
     }
 
     pub fn check(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Result<(), VerifyError> {
@@ -60,6 +66,30 @@ impl IpAllowlist {
             _ => Err(VerifyError::IpNotAllowed),
         }
     }
+}
+
+/// One forwarding hop, in any of the forms the module documents; `None` for anything else.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim();
+    // RFC 7239: `for=...` among `;`-separated pairs, the value possibly quoted.
+    let hop = match hop.split(';').map(str::trim).find_map(|pair| {
+        pair.get(..4)
+            .filter(|k| k.eq_ignore_ascii_case("for="))
+            .and(pair.get(4..))
+    }) {
+        Some(value) => value.trim_matches('"'),
+        None => hop,
+    };
+    if let Ok(ip) = hop.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    if let Ok(socket) = hop.parse::<std::net::SocketAddr>() {
+        return Some(socket.ip());
+    }
+    hop.strip_prefix('[')
+        .and_then(|rest| rest.strip_suffix(']'))
+        .and_then(|inner| inner.parse::<std::net::Ipv6Addr>().ok())
+        .map(IpAddr::V6)
 }
 
 #[cfg(test)]
@@ -123,6 +153,53 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn a_hop_that_does_not_parse_ends_the_walk_with_a_refusal() {
+        let l = list(true);
+        let proxy = Some("10.1.2.3".parse().unwrap());
+        // The right-most hop carries a port: parsed, so the forged left entry is never reached.
+        assert!(
+            l.check(proxy, &xff("203.0.113.5, 198.51.100.9:4444"))
+                .is_err()
+        );
+        assert!(
+            l.check(proxy, &xff("198.51.100.1, 203.0.113.9:4444"))
+                .is_ok()
+        );
+        // An unparseable right-most hop: refused, not skipped.
+        assert!(l.check(proxy, &xff("203.0.113.9, not-an-ip")).is_err());
+        assert!(l.check(proxy, &xff("203.0.113.9, unknown")).is_err());
+        assert!(
+            l.check(proxy, &xff("203.0.113.9, ")).is_err(),
+            "an empty hop"
+        );
+    }
+
+    #[test]
+    fn every_documented_hop_form_parses() {
+        for (hop, ip) in [
+            ("203.0.113.9", "203.0.113.9"),
+            (" 203.0.113.9:4444 ", "203.0.113.9"),
+            ("2001:db8::1", "2001:db8::1"),
+            ("[2001:db8::1]", "2001:db8::1"),
+            ("[2001:db8::1]:4711", "2001:db8::1"),
+            ("for=192.0.2.60;proto=https;by=203.0.113.43", "192.0.2.60"),
+            ("For=\"[2001:db8::1]:4711\"", "2001:db8::1"),
+        ] {
+            assert_eq!(parse_hop(hop), Some(ip.parse().unwrap()), "{hop}");
+        }
+        for hop in [
+            "",
+            "unknown",
+            "_hidden",
+            "203.0.113.9:port",
+            "[2001:db8::1",
+            "999.1.1.1",
+        ] {
+            assert_eq!(parse_hop(hop), None, "{hop}");
+        }
     }
 
     #[test]
