@@ -13,6 +13,11 @@ use crate::config::ReconcileConfig;
 /// Refresh a token this long before the server says it expires.
 const EARLY_REFRESH: Duration = Duration::from_secs(30);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most of a reply we read: a page of 100 notifications is tens of kilobytes.
+const MAX_REPLY_BYTES: usize = 4 * 1024 * 1024;
+/// Longer token lifetimes or `Retry-After` waits are taken as this: a server's number must not
+/// overflow a clock (an `Instant` plus years panics) or park the reconciler for good.
+const MAX_WAIT: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApiError {
@@ -101,12 +106,11 @@ impl DocplannerApi {
                 response.status().as_u16()
             )));
         }
-        let reply: TokenReply = response
-            .json()
+        let reply: TokenReply = read_json(response)
             .await
             .map_err(|_| ApiError::Token("reply is not a token".into()))?;
         // Refresh a little early, but never sooner than halfway through a short-lived token.
-        let lifetime = Duration::from_secs(reply.expires_in);
+        let lifetime = Duration::from_secs(reply.expires_in).min(MAX_WAIT);
         let refresh_at = Instant::now() + lifetime - EARLY_REFRESH.min(lifetime / 2);
         *cached = Some((reply.access_token.clone(), refresh_at));
         Ok(reply.access_token)
@@ -146,10 +150,9 @@ impl DocplannerApi {
             .send(|token| self.http.get(&url).bearer_auth(token))
             .await?;
         match response.status().as_u16() {
-            200 => response
-                .json()
+            200 => read_json(response)
                 .await
-                .map_err(|_| ApiError::Http("the page is not the documented JSON".into())),
+                .map_err(|e| ApiError::Http(format!("the page is not the documented JSON: {e}"))),
             // Documented for the single endpoint when empty; treated alike here.
             404 => Ok(Page {
                 notifications: Vec::new(),
@@ -174,10 +177,35 @@ impl DocplannerApi {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.trim().parse::<u64>().ok())
                     .unwrap_or(3600);
-                Ok(Release::TooSoon(Duration::from_secs(wait)))
+                Ok(Release::TooSoon(Duration::from_secs(wait).min(MAX_WAIT)))
             }
             403 => Ok(Release::NotPushModel),
             status => Err(ApiError::Status(status)),
         }
     }
+}
+
+/// Reads a JSON reply of at most `MAX_REPLY_BYTES`, chunk by chunk: a server that sends more is
+/// refused before it is buffered.
+async fn read_json<T: serde::de::DeserializeOwned>(
+    mut response: reqwest::Response,
+) -> Result<T, String> {
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_REPLY_BYTES as u64)
+    {
+        return Err(format!("reply over {MAX_REPLY_BYTES} bytes"));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| e.without_url().to_string())?
+    {
+        if body.len() + chunk.len() > MAX_REPLY_BYTES {
+            return Err(format!("reply over {MAX_REPLY_BYTES} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    serde_json::from_slice(&body).map_err(|e| e.to_string())
 }

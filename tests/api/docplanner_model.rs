@@ -32,6 +32,8 @@ struct State {
     queue: VecDeque<(Value, Instant)>,
     clock_offset: Duration,
     outage: bool,
+    /// Pages padded past any sane size, as a hostile or broken server would send them.
+    flood: bool,
     last_release: Option<Instant>,
     release_calls: usize,
     releases_done: usize,
@@ -140,6 +142,11 @@ impl DocplannerModel {
         self.state.lock().unwrap().unprocessed.push(notification);
     }
 
+    /// Every page from now on carries 8 MiB of padding (streamed, no Content-Length) and nothing.
+    pub fn set_flood(&self, flood: bool) {
+        self.state.lock().unwrap().flood = flood;
+    }
+
     pub fn set_outage(&self, outage: bool) {
         self.state.lock().unwrap().outage = outage;
     }
@@ -229,7 +236,11 @@ async fn token(req: HttpRequest, body: String, state: Shared) -> HttpResponse {
     }
     s.next_token += 1;
     let token = format!("model-token-{}", s.next_token);
-    let expires = s.now() + s.token_ttl;
+    // A lifetime past the clock's range (a test of the client's arithmetic) is a century here.
+    let expires = s
+        .now()
+        .checked_add(s.token_ttl)
+        .unwrap_or_else(|| s.now() + Duration::from_secs(100 * 365 * 24 * 3600));
     s.tokens.insert(token.clone(), expires);
     HttpResponse::Ok().json(json!({"access_token": token, "token_type": "bearer", "expires_in": s.token_ttl.as_secs(), "scope": "integration"}))
 }
@@ -255,6 +266,20 @@ async fn pull_multiple(req: HttpRequest, state: Shared) -> HttpResponse {
     if !(1..=100).contains(&limit) {
         return HttpResponse::BadRequest()
             .json(json!({"errors": [], "message": "limit must be 1..100"}));
+    }
+    if s.flood {
+        // Valid JSON of the documented shape, with an unknown field 8 MiB long: only a size cap
+        // refuses it.
+        let pad = bytes::Bytes::from(vec![b'x'; 64 * 1024]);
+        let parts = std::iter::once(bytes::Bytes::from_static(
+            br#"{"notifications":[],"remaining":0,"pad":""#,
+        ))
+        .chain(std::iter::repeat_n(pad, 128))
+        .chain(std::iter::once(bytes::Bytes::from_static(br#""}"#)));
+        let chunks = futures_util::stream::iter(parts.map(Ok::<_, std::io::Error>));
+        return HttpResponse::Ok()
+            .content_type("application/vnd.docplanner+json; charset=UTF-8")
+            .streaming(chunks);
     }
     drop_expired(&mut s);
     let take = limit.min(s.queue.len());

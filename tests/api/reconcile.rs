@@ -422,3 +422,56 @@ async fn a_reload_reaches_the_reconciler() {
     .await;
     assert_eq!(s.model.queued(), 0);
 }
+
+/// A token endpoint that claims a lifetime past the clock's range (`expires_in` near `u64::MAX`)
+/// once panicked the reconciler on `Instant` arithmetic: now the lifetime is capped and pulling
+/// goes on.
+#[tokio::test]
+async fn an_absurd_token_lifetime_does_not_stop_the_reconciler() {
+    let s = setup(true, false, Duration::from_secs(u64::MAX)).await;
+    s.model.enqueue(notification("forever"));
+    wait_metric(
+        &s.app,
+        "hookbridge_reconcile_notifications_total",
+        &[("source", "docplanner"), ("outcome", "published")],
+        1.0,
+    )
+    .await;
+    s.model.enqueue(notification("still-pulling"));
+    wait_metric(
+        &s.app,
+        "hookbridge_reconcile_notifications_total",
+        &[("source", "docplanner"), ("outcome", "published")],
+        2.0,
+    )
+    .await;
+}
+
+/// A page far larger than the API ever sends is refused as it streams in (counted as a pull
+/// error), not buffered whole; once pages are sane again, pulling resumes.
+#[tokio::test]
+async fn an_oversized_page_is_refused_before_it_is_buffered() {
+    let s = setup(true, false, Duration::from_secs(3600)).await;
+    s.model.set_flood(true);
+    s.model.enqueue(notification("after-the-flood"));
+    wait_metric(
+        &s.app,
+        "hookbridge_reconcile_errors_total",
+        &[("source", "docplanner"), ("operation", "pull")],
+        1.0,
+    )
+    .await;
+    assert_eq!(
+        s.model.queued(),
+        1,
+        "the flood removed nothing from the queue"
+    );
+    s.model.set_flood(false);
+    wait_metric(
+        &s.app,
+        "hookbridge_reconcile_notifications_total",
+        &[("source", "docplanner"), ("outcome", "published")],
+        1.0,
+    )
+    .await;
+}
