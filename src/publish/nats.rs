@@ -137,6 +137,18 @@ impl NatsPublisher {
         match kind {
             K::MaxPayloadExceeded => PublishError::Rejected(text),
             K::StreamNotFound
+                if self
+                    .stream
+                    .subjects
+                    .iter()
+                    .any(|filter| subject_matches(filter, subject)) =>
+            {
+                // Our stream should capture it: deleted, or not loaded yet after a restart. The
+                // health check creates it again instead of trusting what it found at start.
+                self.stream_ready.store(false, Ordering::Relaxed);
+                PublishError::Unavailable(text)
+            }
+            K::StreamNotFound
                 if !self
                     .stream
                     .subjects

@@ -140,3 +140,49 @@ async fn kafka_outage_gives_503_and_unready_then_recovers() {
         .count();
     assert!(recovered >= 1, "published after recovery: {events:?}");
 }
+
+/// Someone deletes the stream while the gateway runs: the next publish finds no stream, and the
+/// health check creates it again (the gateway no longer trusts forever what it found at start), so
+/// the provider's retry is published.
+#[tokio::test]
+async fn a_deleted_stream_is_created_again() {
+    let nats = NatsServer::start();
+    let app = spawn_app(AppOptions {
+        nats_url: Some(nats.url()),
+        ..Default::default()
+    })
+    .await;
+    app.wait_ready(200, Duration::from_secs(5)).await;
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    js.delete_stream(&app.stream).await.unwrap();
+
+    let body = cronofy_change("chn_deleted_stream");
+    let signature = cronofy_sign(CRONOFY_SECRET, &body);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut statuses = Vec::new();
+    loop {
+        let status = app
+            .post_cronofy("cronofy", &body, Some(&signature))
+            .await
+            .status()
+            .as_u16();
+        statuses.push(status);
+        if status == 200 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never published again: {statuses:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        statuses[0], 503,
+        "the first publish found no stream: {statuses:?}"
+    );
+    assert!(
+        js.get_stream(&app.stream).await.is_ok(),
+        "the stream exists again"
+    );
+}
