@@ -46,11 +46,47 @@ pub enum IngressError {
         retry_after_seconds: u32,
         style: ReplyStyle,
     },
+    /// A refusal before the pipeline (413, 431, 408, 400, 503 overloaded) for a known source,
+    /// answered in that provider's reply shape: ServiceOptimizer reads every answer's body.
+    #[error("{error}")]
+    ForSource {
+        error: Box<IngressError>,
+        style: ReplyStyle,
+    },
 }
 
 impl IngressError {
+    /// `error`, answered in `style` (a plain error for the default style).
+    pub fn for_source(error: IngressError, style: ReplyStyle) -> IngressError {
+        match style {
+            ReplyStyle::ServiceOptimizer => IngressError::ForSource {
+                error: Box::new(error),
+                style,
+            },
+            _ => error,
+        }
+    }
+
+    /// The error itself, unwrapped from its reply style.
+    fn inner(&self) -> &IngressError {
+        match self {
+            IngressError::ForSource { error, .. } => error.inner(),
+            other => other,
+        }
+    }
+
+    fn style(&self) -> Option<ReplyStyle> {
+        match self {
+            IngressError::ForSource { style, .. } | IngressError::Pipeline { style, .. } => {
+                Some(*style)
+            }
+            _ => None,
+        }
+    }
+
     pub fn code(&self) -> &'static str {
         match self {
+            IngressError::ForSource { error, .. } => error.code(),
             IngressError::UnknownSource => "unknown_source",
             IngressError::MethodNotAllowed => "method_not_allowed",
             IngressError::PayloadTooLarge { .. } => "payload_too_large",
@@ -66,6 +102,7 @@ impl IngressError {
 impl ResponseError for IngressError {
     fn status_code(&self) -> StatusCode {
         match self {
+            IngressError::ForSource { error, .. } => error.status_code(),
             IngressError::UnknownSource => StatusCode::NOT_FOUND,
             IngressError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             IngressError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -89,8 +126,10 @@ impl ResponseError for IngressError {
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
+        let style = self.style();
+        let this = self.inner();
         let mut builder = HttpResponse::build(status);
-        let retry_after = match self {
+        let retry_after = match this {
             IngressError::Pipeline {
                 error: PipelineError::RateLimited { retry_after },
                 ..
@@ -110,7 +149,7 @@ impl ResponseError for IngressError {
         // Internal errors are logged where they happen; the body stays generic. So do broker,
         // spool, dedup-store and upstream failures: their text comes from client libraries (hosts,
         // stream names) and is the operator's business, not the caller's. The code says which.
-        let message = match self {
+        let message = match this {
             _ if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE => {
                 "internal error".to_owned()
             }
@@ -122,13 +161,9 @@ impl ResponseError for IngressError {
                     | PipelineError::Map(MapError::Upstream(_)),
                 ..
             } => "the event cannot be made safe right now; retry later".to_owned(),
-            _ => self.to_string(),
+            _ => this.to_string(),
         };
-        if let IngressError::Pipeline {
-            style: ReplyStyle::ServiceOptimizer,
-            ..
-        } = self
-        {
+        if style == Some(ReplyStyle::ServiceOptimizer) {
             // Any non-zero code means failure to ServiceOptimizer; the HTTP status says which kind.
             let code = status.as_u16().to_string();
             return builder.json(ServiceOptimizerReply {
@@ -142,6 +177,6 @@ impl ResponseError for IngressError {
             StatusCode::TOO_MANY_REQUESTS => "throttled",
             _ => "rejected",
         };
-        builder.json(Reply::error(label, self.code(), message))
+        builder.json(Reply::error(label, this.code(), message))
     }
 }

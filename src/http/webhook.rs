@@ -30,6 +30,9 @@ pub async fn receive(
         metrics.unknown_source.inc();
         return Err(IngressError::UnknownSource);
     };
+    // From here on the source is known: every refusal takes its provider's reply shape.
+    let style = source.config.provider.reply_style();
+    let refuse = |error| IngressError::for_source(error, style);
     // Back-pressure: a full gateway says so at once instead of queueing without bound.
     let Ok(_permit) = state.in_flight.clone().try_acquire_owned() else {
         metrics
@@ -40,9 +43,9 @@ pub async fn receive(
                 "overloaded",
             ])
             .inc();
-        return Err(IngressError::Overloaded {
+        return Err(refuse(IngressError::Overloaded {
             retry_after_seconds: state.retry_after_seconds,
-        });
+        }));
     };
     let _in_flight = InFlight::enter(metrics);
     let name = source.config.name.as_str();
@@ -59,9 +62,9 @@ pub async fn receive(
             .webhooks
             .with_label_values(&[name, provider, "too_large"])
             .inc();
-        return Err(IngressError::HeadersTooLarge {
+        return Err(refuse(IngressError::HeadersTooLarge {
             limit: state.max_header_bytes,
-        });
+        }));
     }
 
     // One deadline for the whole body: a client trickling bytes cannot hold this slot for long.
@@ -77,16 +80,16 @@ pub async fn receive(
                 .webhooks
                 .with_label_values(&[name, provider, outcome])
                 .inc();
-            return Err(e);
+            return Err(refuse(e));
         }
         Err(_elapsed) => {
             metrics
                 .webhooks
                 .with_label_values(&[name, provider, "timed_out"])
                 .inc();
-            return Err(IngressError::BodyTimeout {
+            return Err(refuse(IngressError::BodyTimeout {
                 seconds: state.body_timeout.as_secs(),
-            });
+            }));
         }
     };
     let webhook = WebhookRequest {
@@ -104,7 +107,6 @@ pub async fn receive(
         .request_duration
         .with_label_values(&[name, outcome])
         .observe(started.elapsed().as_secs_f64());
-    let style = source.config.provider.reply_style();
     match result {
         Ok(accepted) => Ok(reply::success(style, &accepted)),
         Err(error) => Err(IngressError::Pipeline {
