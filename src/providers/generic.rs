@@ -65,6 +65,10 @@ struct Settings {
     // --- mapping ---
     /// Header holding the event type (GitHub's `X-GitHub-Event`).
     type_header: Option<String>,
+    /// The provider's published event names. An HMAC over the body does not sign a header, so a
+    /// type from `type_header` is kept only when it is one of these; anything else becomes
+    /// `<provider>.other` (an attacker replaying a signed body cannot mint topics or types).
+    type_names: Option<Vec<String>>,
     /// JSON pointer to the event type in the body (`/type`).
     type_pointer: Option<String>,
     /// Fixed event type when the request does not say.
@@ -90,6 +94,23 @@ prefix = "sha256="
 message = "{body}"
 type_header = "X-GitHub-Event"
 id_header = "X-GitHub-Delivery"
+# https://docs.github.com/webhooks/webhook-events-and-payloads
+type_names = ["branch_protection_configuration", "branch_protection_rule", "check_run",
+  "check_suite", "code_scanning_alert", "commit_comment", "create", "custom_property",
+  "custom_property_values", "delete", "dependabot_alert", "deploy_key", "deployment",
+  "deployment_protection_rule", "deployment_review", "deployment_status", "discussion",
+  "discussion_comment", "fork", "github_app_authorization", "gollum", "installation",
+  "installation_repositories", "installation_target", "issue_comment", "issues", "label",
+  "marketplace_purchase", "member", "membership", "merge_group", "meta", "milestone",
+  "org_block", "organization", "package", "page_build", "personal_access_token_request", "ping",
+  "project", "project_card", "project_column", "projects_v2", "projects_v2_item",
+  "projects_v2_status_update", "public", "pull_request", "pull_request_review",
+  "pull_request_review_comment", "pull_request_review_thread", "push", "registry_package",
+  "release", "repository", "repository_advisory", "repository_dispatch", "repository_import",
+  "repository_ruleset", "repository_vulnerability_alert", "secret_scanning_alert",
+  "secret_scanning_alert_location", "secret_scanning_scan", "security_advisory",
+  "security_and_analysis", "sponsorship", "star", "status", "sub_issues", "team", "team_add",
+  "watch", "workflow_dispatch", "workflow_job", "workflow_run"]
 "#
         }
         // https://docs.stripe.com/webhooks#verify-manually
@@ -217,6 +238,11 @@ enum Scheme {
 #[derive(Debug, Clone, Default)]
 struct Mapping {
     type_header: Option<String>,
+    /// Set when the type header is not covered by the signature: the names it may take.
+    unsigned_type_names: Option<BTreeSet<String>>,
+    /// The id header is not covered by the signature: the dedup key is the body's hash instead,
+    /// and the header's value is kept as the `delivery_id` attribute.
+    unsigned_id_header: bool,
     type_pointer: Option<String>,
     event_type: Option<String>,
     id_header: Option<String>,
@@ -383,8 +409,30 @@ impl Generic {
                 ));
             }
         };
+        // An HMAC signs its message, not the request's other headers: a value taken from one of
+        // them is whatever a replayer of one signed delivery wants it to be. (A token, password
+        // or JWT authenticates the sender instead; there nothing is signed and nothing is
+        // steerable by anyone without the credential.)
+        let (unsigned_type_names, unsigned_id_header) = match &scheme {
+            Scheme::Hmac(h) => {
+                let names = match (&s.type_header, &s.type_names) {
+                    (None, _) => None,
+                    (Some(_), Some(names)) => Some(names.iter().cloned().collect()),
+                    (Some(_), None) => {
+                        return Err(issue(
+                            "type_names",
+                            "type_header is not covered by the signature: list the provider's event names (any other becomes <provider>.other)",
+                        ));
+                    }
+                };
+                (names, s.id_header.is_some() && !h.message.uses(Piece::Id))
+            }
+            _ => (None, false),
+        };
         let mapping = Mapping {
             type_header: s.type_header,
+            unsigned_type_names,
+            unsigned_id_header,
             type_pointer: s.type_pointer,
             event_type: s.event_type,
             id_header: s.id_header,
@@ -585,13 +633,27 @@ impl Provider for Generic {
                 .and_then(|h| first_header(request, h))
                 .map(str::to_owned)
         };
-        let event_type = header(&m.type_header)
+        let unsigned_type = header(&m.type_header).map(|name| match &m.unsigned_type_names {
+            Some(known) if !known.contains(&name) => format!("{}.other", self.kind),
+            _ => name,
+        });
+        let event_type = unsigned_type
             .or_else(|| pointer(&m.type_pointer))
             .or_else(|| m.event_type.clone())
             .ok_or(MapError::MissingField("event type"))?;
-        let id = match pointer(&m.id_pointer).or_else(|| header(&m.id_header)) {
+        let mut attributes = BTreeMap::new();
+        let id = match pointer(&m.id_pointer) {
             Some(raw) => EventId::parse(&raw).map_err(|_| MapError::InvalidField("id"))?,
-            None => EventId::from_content(source, &[request.body]),
+            None => match header(&m.id_header) {
+                // Not signed: a replayed body with a fresh id must still be the same event.
+                Some(raw) if m.unsigned_id_header => {
+                    let kept: String = raw.chars().take(200).collect();
+                    attributes.insert("delivery_id".to_owned(), kept);
+                    EventId::from_content(source, &[request.body])
+                }
+                Some(raw) => EventId::parse(&raw).map_err(|_| MapError::InvalidField("id"))?,
+                None => EventId::from_content(source, &[request.body]),
+            },
         };
         let occurred_at = match pointer(&m.occurred_at_pointer) {
             Some(t) => Some(
@@ -620,7 +682,7 @@ impl Provider for Generic {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("application/octet-stream")
                 .to_owned(),
-            attributes: BTreeMap::new(),
+            attributes,
         })))
     }
 }
@@ -677,6 +739,50 @@ mod tests {
         h
     }
 
+    /// One signed GitHub delivery replayed with fresh delivery ids and invented event names: one
+    /// dedup key, and only GitHub's published names as types (the rest `github.other`).
+    #[test]
+    fn unsigned_headers_steer_neither_the_dedup_key_nor_the_type() {
+        let g = build(
+            "github",
+            r#"secrets = ["env:GH"]"#,
+            &[("GH", "It's a Secret to Everybody")],
+        );
+        let body = Bytes::from_static(b"Hello, World!");
+        let sig = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+        let mut ids = BTreeSet::new();
+        let mut types = BTreeSet::new();
+        for (n, event) in ["push", "made-up-1", "made-up-2", "issues"]
+            .iter()
+            .enumerate()
+        {
+            let delivery = format!("00000000-0000-0000-0000-{n:012}");
+            let h = headers(&[
+                ("x-hub-signature-256", sig),
+                ("x-github-event", event),
+                ("x-github-delivery", &delivery),
+            ]);
+            let req = request(&h, &body, "", 1_700_000_000);
+            let verified = block_on(g.verify(&req)).unwrap();
+            let mapped = expect_event(block_on(g.map("gh", verified)).unwrap());
+            ids.insert(mapped.id.to_string());
+            types.insert(mapped.event_type);
+        }
+        assert_eq!(ids.len(), 1, "one event whatever the delivery id");
+        assert_eq!(
+            types.into_iter().collect::<Vec<_>>(),
+            ["github.other", "issues", "push"]
+        );
+        // A generic HMAC source reading its type from a header must list the names.
+        let env = HashMap::from([("S".to_owned(), "k".to_owned())]);
+        let table: toml::Table =
+            "scheme = \"hmac\"\nsecrets = [\"env:S\"]\nheader = \"X-Sig\"\ntype_header = \"X-Type\""
+                .parse()
+                .unwrap();
+        let issues = Generic::from_config("sources.t.verify", "generic", &table, &env).unwrap_err();
+        assert!(issues[0].key.ends_with("type_names"), "{issues:?}");
+    }
+
     /// GitHub's documented example: secret "It's a Secret to Everybody", body "Hello, World!".
     #[test]
     fn github_preset_verifies_the_documented_vector() {
@@ -696,7 +802,12 @@ mod tests {
         let verified = block_on(g.verify(&req)).unwrap();
         let event = expect_event(block_on(g.map("gh", verified)).unwrap());
         assert_eq!(event.event_type, "push");
-        assert_eq!(event.id.as_str(), "72d3162e-cc78-11e3-81ab-4c9367dc0958");
+        // The delivery id is not signed: kept for tracing, never the dedup key.
+        assert_eq!(event.id, EventId::from_content("gh", &[b"Hello, World!"]));
+        assert_eq!(
+            event.attributes.get("delivery_id").map(String::as_str),
+            Some("72d3162e-cc78-11e3-81ab-4c9367dc0958")
+        );
         let wrong = headers(&[(
             "x-hub-signature-256",
             "sha256=657107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17",

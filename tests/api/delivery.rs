@@ -163,8 +163,8 @@ async fn a_retry_after_a_failed_publish_is_published() {
     assert_eq!(ours, 1, "published exactly once");
 }
 
-/// Two sources sharing a stream may carry the same provider id (here two GitHub apps, whose ids
-/// come from `X-GitHub-Delivery`): each is its own event, so each is published, and JetStream's
+/// Two sources sharing a stream may carry the same provider id (here two Stripe accounts, whose
+/// ids come from the signed body): each is its own event, so each is published, and JetStream's
 /// duplicate window, keyed by the source-scoped `Nats-Msg-Id`, does not swallow the second.
 #[tokio::test]
 async fn two_sources_sharing_a_stream_do_not_suppress_each_other() {
@@ -178,7 +178,7 @@ async fn two_sources_sharing_a_stream_do_not_suppress_each_other() {
     );
     for source in ["app-a", "app-b"] {
         text.push_str(&format!(
-            "\n[sources.{source}]\nprovider = \"github\"\npublisher = \"nats\"\n\
+            "\n[sources.{source}]\nprovider = \"stripe\"\npublisher = \"nats\"\n\
              topic = \"{prefix}.shared.{{type}}\"\n[sources.{source}.verify]\n\
              secrets = [\"env:TEST_CRONOFY_SECRET\"]\n"
         ));
@@ -190,19 +190,19 @@ async fn two_sources_sharing_a_stream_do_not_suppress_each_other() {
         prefix.clone(),
     )
     .await;
-    let body = r#"{"zen":"Keep it logically awesome.","hook_id":1}"#;
+    let body =
+        r#"{"id":"evt_1NG8Du2eZvKYlo2CUI79vXWy","type":"invoice.paid","created":1686089970}"#;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(CRONOFY_SECRET.as_bytes())
         .expect("any key length");
-    mac.update(body.as_bytes());
-    let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    mac.update(format!("{now}.{body}").as_bytes());
+    let signature = format!("t={now},v1={}", hex::encode(mac.finalize().into_bytes()));
     for source in ["app-a", "app-b"] {
         let response = app
             .http
             .post(app.url(&format!("/webhooks/{source}")))
             .header("content-type", "application/json")
-            .header("X-GitHub-Event", "ping")
-            .header("X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958")
-            .header("X-Hub-Signature-256", &signature)
+            .header("Stripe-Signature", &signature)
             .body(body)
             .send()
             .await
@@ -221,8 +221,8 @@ async fn two_sources_sharing_a_stream_do_not_suppress_each_other() {
     assert_eq!(
         ids,
         [
-            "app-a/72d3162e-cc78-11e3-81ab-4c9367dc0958",
-            "app-b/72d3162e-cc78-11e3-81ab-4c9367dc0958"
+            "app-a/evt_1NG8Du2eZvKYlo2CUI79vXWy",
+            "app-b/evt_1NG8Du2eZvKYlo2CUI79vXWy"
         ],
         "the same provider id, scoped by source"
     );
