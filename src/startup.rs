@@ -331,10 +331,11 @@ pub async fn build_pipeline(
         pipeline
             .metrics()
             .initialize_publisher(&publisher.name, publisher.inner.broker());
-        if let AnyPublisher::Kafka(kafka) = &publisher.inner
-            && kafka.has_registry()
-        {
-            pipeline.metrics().initialize_registry(&publisher.name);
+        if let AnyPublisher::Kafka(kafka) = &publisher.inner {
+            pipeline.metrics().initialize_topics(&publisher.name);
+            if kafka.has_registry() {
+                pipeline.metrics().initialize_registry(&publisher.name);
+            }
         }
     }
     for source in pipeline.sources() {

@@ -203,6 +203,9 @@ pub struct RawKafka {
     pub max_message_bytes: usize,
     /// Write the Confluent wire format with ids from this registry (bare Avro datums without it).
     pub schema_registry: Option<RawRegistry>,
+    /// The most topics this process creates (`create_topics`); beyond it events are dead-lettered.
+    #[serde(default = "default_max_created_topics")]
+    pub max_created_topics: usize,
 }
 
 /// `[publishers.NAME.schema_registry]`: a Confluent-compatible schema registry.
@@ -224,6 +227,9 @@ pub struct RawRegistry {
     pub timeout_ms: u64,
 }
 
+fn default_max_created_topics() -> usize {
+    1000
+}
 fn default_subject_naming() -> String {
     "topic".into()
 }

@@ -146,6 +146,7 @@ pub struct KafkaConfig {
     pub linger_ms: u32,
     pub max_message_bytes: usize,
     pub schema_registry: Option<RegistryConfig>,
+    pub max_created_topics: usize,
 }
 
 /// A Kafka publisher's schema registry.
@@ -500,6 +501,7 @@ fn validate_kafka(
         .and_then(|r| validate_registry(&format!("{key}.schema_registry"), r, env, issues));
     (issues.len() == before).then(|| KafkaConfig {
         schema_registry,
+        max_created_topics: raw.max_created_topics,
         bootstrap_servers: raw.bootstrap_servers.clone(),
         properties: raw.properties.clone(),
         secret_properties,

@@ -84,6 +84,9 @@ pub struct Metrics {
     /// `hookbridge_schema_registry_errors_total{publisher, reason}`: registry calls that failed
     /// (`unavailable`, `incompatible`, `not_registered`, `wrong_answer`).
     pub schema_registry_errors: IntCounterVec,
+    /// `hookbridge_topics_created_total{publisher}`: Kafka topics this process created (bounded
+    /// by the publisher's `max_created_topics`).
+    pub topics_created: IntCounterVec,
     /// `hookbridge_reconcile_notifications_total{source, outcome}`: notifications pulled from the
     /// provider's API (`pulled`) and what became of each (`published`, `duplicate`, ...).
     pub reconcile_notifications: IntCounterVec,
@@ -230,6 +233,13 @@ impl Metrics {
             ),
             &["publisher", "reason"],
         )?;
+        let topics_created = IntCounterVec::new(
+            Opts::new(
+                "hookbridge_topics_created_total",
+                "Kafka topics this process created, bounded by max_created_topics.",
+            ),
+            &["publisher"],
+        )?;
         let in_flight = IntGauge::new(
             "hookbridge_in_flight_requests",
             "Webhook requests being handled.",
@@ -288,6 +298,7 @@ impl Metrics {
         registry.register(Box::new(dedup_keys.clone()))?;
         registry.register(Box::new(dedup_bytes.clone()))?;
         registry.register(Box::new(schema_registry_errors.clone()))?;
+        registry.register(Box::new(topics_created.clone()))?;
         registry.register(Box::new(reconcile_notifications.clone()))?;
         registry.register(Box::new(reconcile_releases.clone()))?;
         registry.register(Box::new(reconcile_errors.clone()))?;
@@ -331,6 +342,7 @@ impl Metrics {
             dedup_keys,
             dedup_bytes,
             schema_registry_errors,
+            topics_created,
             reconcile_notifications,
             reconcile_releases,
             reconcile_errors,
@@ -371,6 +383,11 @@ impl Metrics {
                     .with_label_values(&[source, operation]);
             }
         }
+    }
+
+    /// The same for a Kafka publisher that creates topics.
+    pub fn initialize_topics(&self, publisher: &str) {
+        self.topics_created.with_label_values(&[publisher]);
     }
 
     /// The same for a Kafka publisher's schema registry.

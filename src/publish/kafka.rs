@@ -44,6 +44,13 @@ pub struct KafkaPublisher {
     replication: i32,
     /// Topics known to exist, so creation is attempted once per topic and process.
     known_topics: Mutex<HashSet<String>>,
+    /// The most topics this process creates: topic names come from templates that may hold an
+    /// event type, and a flood of new types must not become a flood of topics.
+    max_created_topics: usize,
+    /// `hookbridge_topics_created_total{publisher}`.
+    topics_created: prometheus::IntCounter,
+    /// Event topics created so far (dead-letter topics, one per source, are not bounded).
+    event_topics_created: std::sync::atomic::AtomicUsize,
     /// With a schema registry, records are framed in the Confluent wire format.
     registry: Option<Registry>,
 }
@@ -91,13 +98,14 @@ impl Registry {
 }
 
 impl KafkaPublisher {
-    /// `registry_errors` counts schema registry failures (`{publisher, reason}`) for `name`.
+    /// `metrics` counts this publisher's created topics and schema registry failures.
     pub fn new(
         name: &str,
         config: &KafkaConfig,
         publish_timeout: Duration,
-        registry_errors: prometheus::IntCounterVec,
+        metrics: &crate::metrics::Metrics,
     ) -> Result<Self, String> {
+        let registry_errors = metrics.schema_registry_errors.clone();
         let mut client = ClientConfig::new();
         client
             .set("bootstrap.servers", &config.bootstrap_servers)
@@ -137,6 +145,9 @@ impl KafkaPublisher {
             partitions: config.topic_partitions,
             replication: config.topic_replication,
             known_topics: Mutex::new(HashSet::new()),
+            max_created_topics: config.max_created_topics,
+            topics_created: metrics.topics_created.with_label_values(&[name]),
+            event_topics_created: std::sync::atomic::AtomicUsize::new(0),
             registry: match &config.schema_registry {
                 Some(r) => Some(Registry {
                     client: SchemaRegistry::new(r.clone())?,
@@ -243,13 +254,23 @@ impl KafkaPublisher {
         }
     }
 
-    /// Creates `topic` unless this process already knows it exists. "Already exists" is success.
-    async fn ensure_topic(&self, topic: &str) -> Result<(), PublishError> {
+    /// Creates the message's topic unless this process already knows it exists. "Already exists"
+    /// is success.
+    async fn ensure_topic(&self, message: &OutboundMessage) -> Result<(), PublishError> {
+        let topic = message.topic.as_str();
+        let bounded = Writer::of(message.cloudevent.content_type) == Writer::Event;
         let Some(admin) = &self.admin else {
             return Ok(());
         };
         if self.topic_known(topic) {
             return Ok(());
+        }
+        let created = self.event_topics_created.load(Ordering::Relaxed);
+        if bounded && created >= self.max_created_topics {
+            // Refused for good: the event is dead-lettered (its topic is per source, so known).
+            return Err(PublishError::Rejected(format!(
+                "this publisher already created {created} topics (max_created_topics)"
+            )));
         }
         let new = NewTopic::new(
             topic,
@@ -262,7 +283,13 @@ impl KafkaPublisher {
             .map_err(classify)?;
         for result in results {
             match result {
-                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Ok(_) => {
+                    self.topics_created.inc();
+                    if bounded {
+                        self.event_topics_created.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
                 Err((_, code)) => return Err(classify_code(code, "create topic")),
             }
         }
@@ -326,7 +353,7 @@ impl Publisher for KafkaPublisher {
     }
 
     async fn publish(&self, message: &OutboundMessage) -> Result<(), PublishError> {
-        self.ensure_topic(&message.topic).await?;
+        self.ensure_topic(message).await?;
         match self.send(message).await {
             // A broker that lost its metadata (restart, topic deleted) forgets the topic: create it
             // again once and retry, all within the caller's deadline.
@@ -334,7 +361,7 @@ impl Publisher for KafkaPublisher {
                 if reason.contains("UnknownTopic") && self.admin.is_some() =>
             {
                 self.forget_topic(&message.topic);
-                self.ensure_topic(&message.topic).await?;
+                self.ensure_topic(message).await?;
                 self.send(message).await
             }
             other => other,

@@ -93,7 +93,7 @@ impl AnyPublisher {
                 name,
                 k,
                 publish_timeout,
-                metrics.schema_registry_errors.clone(),
+                metrics,
             )?)),
             PublisherConfig::Nats(n) => {
                 AnyPublisher::Nats(Box::new(nats::NatsPublisher::connect(n).await?))

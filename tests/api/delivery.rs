@@ -289,3 +289,109 @@ async fn nats_dedup_keys_expire_with_their_sources_window() {
         "after its window a resend is a new event"
     );
 }
+
+/// The attack from one signed GitHub delivery, on Kafka with `create_topics`: replayed with fresh
+/// delivery ids it is one event; with invented event names it lands on `github.other`; and the
+/// topics a publisher creates are bounded (`max_created_topics`) and counted, so even GitHub's
+/// own names cannot grow topics without end: past the bound the event is dead-lettered.
+#[tokio::test]
+async fn a_replayed_signed_body_is_one_event_and_topic_creation_is_bounded() {
+    use hmac::{KeyInit, Mac};
+    let kafka = KafkaBroker::shared();
+    let prefix = unique("gh");
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nworkers = 1\npublish_timeout_ms = 5000\n\n\
+         [publishers.kafka]\nkind = \"kafka\"\nbootstrap_servers = \"{}\"\ntopic_partitions = 1\nmax_created_topics = 2\n\n\
+         [sources.github]\nprovider = \"github\"\npublisher = \"kafka\"\ntopic = \"{prefix}.{{provider}}.{{type}}\"\n\
+         dead_letter_topic = \"{prefix}.dead_letter.{{source}}\"\n\
+         [sources.github.verify]\nsecrets = [\"env:TEST_CRONOFY_SECRET\"]\n",
+        kafka.bootstrap()
+    );
+    let app = crate::helpers::spawn_with_config(
+        &text,
+        &crate::helpers::test_env(),
+        unique("GH"),
+        prefix.clone(),
+    )
+    .await;
+    let send = |event: &'static str, delivery: String, body: &'static str| {
+        let mut mac =
+            <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(CRONOFY_SECRET.as_bytes())
+                .expect("any key length");
+        mac.update(body.as_bytes());
+        let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+        let request = app
+            .http
+            .post(app.url("/webhooks/github"))
+            .header("content-type", "application/json")
+            .header("X-GitHub-Event", event)
+            .header("X-GitHub-Delivery", delivery)
+            .header("X-Hub-Signature-256", signature)
+            .body(body);
+        async move {
+            let response = request.send().await.unwrap();
+            let reply: serde_json::Value = response.json().await.unwrap();
+            reply["status"].as_str().unwrap_or_default().to_owned()
+        }
+    };
+    let push = r#"{"ref":"refs/heads/main","after":"6113728f27ae82c7b1a177c8d03f9e96e0adf246"}"#;
+    let mut statuses = Vec::new();
+    for n in 0..5 {
+        statuses.push(send("push", format!("delivery-{n}"), push).await);
+    }
+    assert_eq!(
+        statuses,
+        [
+            "published",
+            "duplicate",
+            "duplicate",
+            "duplicate",
+            "duplicate"
+        ]
+    );
+    for n in 0..5 {
+        let invented = ["a1", "a2", "a3", "a4", "a5"][n];
+        let body: &'static str = [
+            r#"{"n":1}"#,
+            r#"{"n":2}"#,
+            r#"{"n":3}"#,
+            r#"{"n":4}"#,
+            r#"{"n":5}"#,
+        ][n];
+        assert_eq!(
+            send(invented, format!("other-{n}"), body).await,
+            "published"
+        );
+    }
+    // A third event topic is over the bound of two: refused for good, so dead-lettered.
+    assert_eq!(
+        send("star", "star-1".into(), r#"{"action":"created"}"#).await,
+        "dead_lettered"
+    );
+    let pushes = read_kafka(
+        &kafka.bootstrap(),
+        &format!("{prefix}.github.push"),
+        1,
+        WAIT,
+    )
+    .await;
+    let others = read_kafka(
+        &kafka.bootstrap(),
+        &format!("{prefix}.github.github.other"),
+        5,
+        WAIT,
+    )
+    .await;
+    println!(
+        "replay: sent 5 pushes (fresh delivery ids) + 5 invented types + 1 over the bound; consumed {} push, {} other",
+        pushes.len(),
+        others.len()
+    );
+    assert_eq!(pushes.len(), 1, "one event for one signed body");
+    assert_eq!(others.len(), 5, "invented names all land on github.other");
+    assert_eq!(
+        app.metric("hookbridge_topics_created_total", &[("publisher", "kafka")]),
+        3.0,
+        "two event topics and the dead-letter topic"
+    );
+}
