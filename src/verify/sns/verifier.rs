@@ -19,9 +19,100 @@ use super::{
 /// How far in the future a `Timestamp` may be (sender clock skew).
 const FUTURE_SKEW: time::Duration = time::Duration::minutes(5);
 
+/// How long a failed certificate fetch is remembered: a stream of forgeries naming new (or
+/// unreachable) certificate URLs costs one fetch per URL per minute, not one per request.
+const FAILED_FETCH_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+/// Certificate fetches in flight at once for one source; beyond it a request fails at once
+/// instead of holding an in-flight permit for the fetch's 5 s deadline.
+const FETCH_BUDGET: usize = 4;
+/// Bound on the failed-URL memory and the per-URL fetch locks.
+const FETCH_MEMORY: usize = 1024;
+
+/// Fetches one certificate body (the HTTPS GET; replaced in unit tests, which have no network).
+pub(super) type Fetcher = Box<
+    dyn Fn(reqwest::Url) -> futures_util::future::BoxFuture<'static, Result<Vec<u8>, &'static str>>
+        + Send
+        + Sync,
+>;
+
+/// What keeps certificate fetching cheap under forgeries: remembered failures, one fetch per URL
+/// at a time (concurrent misses wait for it), a small budget of fetches in flight.
+struct FetchControl {
+    failed: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    locks: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    budget: tokio::sync::Semaphore,
+}
+
+impl FetchControl {
+    fn new() -> Self {
+        FetchControl {
+            failed: std::sync::Mutex::new(std::collections::HashMap::new()),
+            locks: std::sync::Mutex::new(std::collections::HashMap::new()),
+            budget: tokio::sync::Semaphore::new(FETCH_BUDGET),
+        }
+    }
+
+    fn failed_recently(&self, key: &str) -> bool {
+        self.failed
+            .lock()
+            .ok()
+            .and_then(|f| f.get(key).copied())
+            .is_some_and(|at| at.elapsed() < FAILED_FETCH_TTL)
+    }
+
+    fn remember_failure(&self, key: &str) {
+        if let Ok(mut failed) = self.failed.lock() {
+            if failed.len() >= FETCH_MEMORY {
+                failed.retain(|_, at| at.elapsed() < FAILED_FETCH_TTL);
+            }
+            if failed.len() < FETCH_MEMORY {
+                failed.insert(key.to_owned(), std::time::Instant::now());
+            }
+        }
+    }
+
+    fn lock_for(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self
+            .locks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if locks.len() >= FETCH_MEMORY {
+            // Only locks nobody holds or waits for (the map's own reference) go.
+            locks.retain(|_, lock| Arc::strong_count(lock) > 1);
+        }
+        Arc::clone(locks.entry(key.to_owned()).or_default())
+    }
+}
+
+/// The region in `arn:<partition>:sns:<region>:<account>:<topic>`.
+fn arn_region(arn: &str) -> Option<&str> {
+    let mut parts = arn.split(':');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some("arn"), Some(_partition), Some("sns"), Some(region)) if !region.is_empty() => {
+            Some(region)
+        }
+        _ => None,
+    }
+}
+
+/// SNS signs with a certificate served by the topic's own region: `sns.<region>.amazonaws.com`
+/// (`.com.cn` in China). A certificate host of another region is a forgery's.
+fn cert_host_is_the_topics_region(url: &reqwest::Url, topic_arn: &str) -> bool {
+    let (Some(host), Some(region)) = (url.host_str(), arn_region(topic_arn)) else {
+        return false;
+    };
+    let host = host.to_ascii_lowercase();
+    let region = region.to_ascii_lowercase();
+    host == format!("sns.{region}.amazonaws.com")
+        || host == format!("sns.{region}.amazonaws.com.cn")
+}
+
 /// Verifies SNS deliveries for one source. Cheap to share (`Arc`); all state is interior.
 pub struct SnsVerifier {
     settings: SnsSettings,
+    fetch_control: FetchControl,
+    /// `None`: the HTTPS GET through `client`.
+    fetcher: Option<Fetcher>,
     /// Built in `new` when fetching is enabled, otherwise on first use by
     /// `confirm_subscription`: building needs the process-wide rustls provider, which unit tests
     /// (with fetching off) do not install.
@@ -45,6 +136,8 @@ impl SnsVerifier {
         };
         Ok(SnsVerifier {
             settings,
+            fetch_control: FetchControl::new(),
+            fetcher: None,
             client,
             cache: CertCache::new(DEFAULT_CAPACITY),
             cache_hits: AtomicU64::new(0),
@@ -85,7 +178,9 @@ impl SnsVerifier {
         let signature = STANDARD
             .decode(&message.signature)
             .map_err(|_| SnsError::MalformedSignature)?;
-        let cert = self.cert_for(&message.signing_cert_url).await?;
+        let cert = self
+            .cert_for(&message.signing_cert_url, &message.topic_arn)
+            .await?;
         if self.settings.check_cert_validity {
             cert.check_validity(now)?;
         }
@@ -150,8 +245,13 @@ impl SnsVerifier {
     }
 
     /// The certificate for a `SigningCertURL`: cache, then `cert_dir`, then (if allowed) a fetch.
-    async fn cert_for(&self, raw_url: &str) -> Result<Arc<SnsCert>, SnsError> {
+    async fn cert_for(&self, raw_url: &str, topic_arn: &str) -> Result<Arc<SnsCert>, SnsError> {
         let url = parse_aws_url(raw_url, true).map_err(SnsError::InvalidCertUrl)?;
+        if !cert_host_is_the_topics_region(&url, topic_arn) {
+            return Err(SnsError::InvalidCertUrl(
+                "the certificate host is not the topic's region",
+            ));
+        }
         // Keyed by the parsed form, so host-case variants share one entry.
         let key = url.as_str();
         if let Some(cert) = self.cache.get(key) {
@@ -181,22 +281,70 @@ impl SnsVerifier {
                 "not in cert_dir and fetching is disabled",
             ));
         }
-        let client = self
-            .client()
-            .map_err(|_| SnsError::CertUnavailable("no HTTPS client"))?;
-        // Concurrent misses for one URL may each fetch once; rare (once per rotation) and bounded.
+        let key = key.to_owned();
+        let control = &self.fetch_control;
+        if control.failed_recently(&key) {
+            return Err(SnsError::CertUnavailable("the fetch failed moments ago"));
+        }
+        // One fetch per URL at a time: the others wait for it and take its result.
+        let lock = control.lock_for(&key);
+        let _one_at_a_time = lock.lock().await;
+        if let Some(cert) = self.cache.get(&key) {
+            self.cache_hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(cert);
+        }
+        if control.failed_recently(&key) {
+            return Err(SnsError::CertUnavailable("the fetch failed moments ago"));
+        }
+        let Ok(_permit) = control.budget.try_acquire() else {
+            return Err(SnsError::CertUnavailable(
+                "too many certificate fetches at once",
+            ));
+        };
         self.fetches.fetch_add(1, Ordering::Relaxed);
-        let body = fetch::get_bounded(client, url.clone(), fetch::MAX_BODY)
-            .await
+        let fetched = match &self.fetcher {
+            Some(fetcher) => fetcher(url.clone()).await,
+            None => {
+                let client = self
+                    .client()
+                    .map_err(|_| SnsError::CertUnavailable("no HTTPS client"))?;
+                fetch::get_bounded(client, url.clone(), fetch::MAX_BODY).await
+            }
+        };
+        let parsed = fetched
             .map_err(|reason| {
                 tracing::warn!(url = %url, reason, "SNS signing certificate fetch failed");
                 SnsError::CertUnavailable("the fetch failed")
-            })?;
-        let pem = std::str::from_utf8(&body)
-            .map_err(|_| SnsError::InvalidCert("the fetched certificate is not UTF-8"))?;
-        let cert = Arc::new(SnsCert::from_pem(pem)?);
-        self.cache.insert(url.as_str(), Arc::clone(&cert));
-        Ok(cert)
+            })
+            .and_then(|body| {
+                let pem = std::str::from_utf8(&body)
+                    .map_err(|_| SnsError::InvalidCert("the fetched certificate is not UTF-8"))?;
+                SnsCert::from_pem(pem)
+            });
+        match parsed {
+            Ok(cert) => {
+                let cert = Arc::new(cert);
+                self.cache.insert(&key, Arc::clone(&cert));
+                Ok(cert)
+            }
+            Err(e) => {
+                control.remember_failure(&key);
+                Err(e)
+            }
+        }
+    }
+
+    /// A verifier whose certificate fetches go to `fetcher` (unit tests have no network).
+    #[cfg(test)]
+    pub(super) fn with_fetcher(settings: SnsSettings, fetcher: Fetcher) -> Self {
+        let mut verifier = SnsVerifier::new(SnsSettings {
+            fetch_certs: false,
+            ..settings
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        verifier.settings.fetch_certs = true;
+        verifier.fetcher = Some(fetcher);
+        verifier
     }
 }
 
