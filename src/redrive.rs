@@ -6,8 +6,10 @@
 //! makes the topic a trusted input: restrict who can write it with broker ACLs.
 //!
 //! Redrive opens no spool (the running gateway owns it). It reads the topic from the beginning
-//! until it has been idle for a while; run it again and the dedup key stops a second copy
-//! (`Nats-Msg-Id` on NATS; on Kafka, the shared NATS dedup store or the consumer's dedup key).
+//! until it has been idle for a while, connected exactly as the source's publisher is (NATS token;
+//! Kafka `properties` and `secret_properties`: TLS, SASL), and redrives each record as it arrives;
+//! run it again and the dedup key stops a second copy (`Nats-Msg-Id` on NATS; on Kafka, the shared
+//! NATS dedup store or the consumer's dedup key).
 
 use std::time::{Duration, Instant};
 
@@ -92,22 +94,34 @@ pub async fn run(
         provider: source_config.provider.kind(),
         event_type: "dead_letter",
     });
-    let payloads = match &publisher {
-        PublisherConfig::Kafka(k) => {
-            read_kafka(k.bootstrap_servers.clone(), topic.clone(), idle).await?
-        }
-        PublisherConfig::Nats(n) => read_nats(&n.url, &n.stream, &topic, idle).await?,
-    };
     let (pipeline, _spool) = crate::startup::build_pipeline(&config)
         .await
         .map_err(|e| e.to_string())?;
-    let mut report = Report {
-        read: payloads.len(),
-        ..Report::default()
+    // Records stream in from a reader task, connected exactly as the publisher is (token, TLS and
+    // SASL properties), and are redriven one by one: the topic is never held in memory.
+    let (records, mut incoming) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
+    let reader = match &publisher {
+        PublisherConfig::Kafka(k) => {
+            let k = k.clone();
+            let topic = topic.clone();
+            tokio::task::spawn_blocking(move || read_kafka(&k, &topic, idle, &records))
+        }
+        PublisherConfig::Nats(n) => {
+            let n = n.clone();
+            let topic = topic.clone();
+            tokio::spawn(async move { read_nats(&n, &topic, idle, &records).await })
+        }
     };
+    let mut report = Report::default();
     let codec = DeadLetterCodec::get().map_err(|e| e.to_string())?;
-    for payload in payloads {
-        let letter = match codec.decode(&payload) {
+    while let Some(payload) = incoming.recv().await {
+        report.read += 1;
+        // With a schema registry the record is framed (byte 0, schema id); the datum follows.
+        let datum = match payload.as_slice() {
+            [0, _, _, _, _, datum @ ..] => datum,
+            bare => bare,
+        };
+        let letter = match codec.decode(datum) {
             Ok(letter) => letter,
             Err(e) => {
                 tracing::error!(error = %e, "undecodable dead letter skipped");
@@ -126,6 +140,9 @@ pub async fn run(
             Ok(Accepted::Spooled { .. }) | Err(_) => report.failed += 1,
         }
     }
+    reader
+        .await
+        .map_err(|e| format!("dead-letter reader: {e}"))??;
     for p in pipeline.publishers() {
         crate::publish::Publisher::flush(&p.inner, Duration::from_secs(5)).await;
     }
@@ -172,72 +189,87 @@ async fn redrive_one(
         .map_err(|e| e.to_string())
 }
 
-/// Every record of `topic`, from the beginning, until nothing arrives for `idle`.
-async fn read_kafka(
-    bootstrap: String,
-    topic: String,
+/// Every record of `topic`, from the beginning, until nothing arrives for `idle`, sent to `out`;
+/// the consumer has the publisher's own properties and secret properties.
+fn read_kafka(
+    k: &crate::config::KafkaConfig,
+    topic: &str,
     idle: Duration,
-) -> Result<Vec<Vec<u8>>, String> {
-    tokio::task::spawn_blocking(move || {
-        use rdkafka::consumer::{BaseConsumer, Consumer};
-        use rdkafka::message::Message;
-        use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
-            .set("group.id", "hookbridge-redrive")
-            .set("enable.auto.commit", "false")
-            .create()
-            .map_err(|e| format!("kafka consumer: {e}"))?;
-        let metadata = consumer
-            .fetch_metadata(Some(&topic), Duration::from_secs(10))
-            .map_err(|e| format!("kafka metadata: {e}"))?;
-        let partitions = metadata
-            .topics()
-            .first()
-            .map_or(0, |t| t.partitions().len());
-        let mut assignment = TopicPartitionList::new();
-        for p in 0..partitions {
-            assignment
-                .add_partition_offset(&topic, p as i32, Offset::Beginning)
-                .map_err(|e| format!("kafka assign: {e}"))?;
-        }
-        consumer
-            .assign(&assignment)
+    out: &tokio::sync::mpsc::Sender<Vec<u8>>,
+) -> Result<(), String> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+    let mut client = ClientConfig::new();
+    for (name, value) in &k.properties {
+        client.set(name, value);
+    }
+    for (name, secret) in &k.secret_properties {
+        client.set(name, String::from_utf8_lossy(secret.expose()).into_owned());
+    }
+    let consumer: BaseConsumer = client
+        .set("bootstrap.servers", &k.bootstrap_servers)
+        .set("group.id", "hookbridge-redrive")
+        .set("enable.auto.commit", "false")
+        .create()
+        .map_err(|e| format!("kafka consumer: {e}"))?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .map_err(|e| format!("kafka metadata: {e}"))?;
+    let partitions = metadata
+        .topics()
+        .first()
+        .map_or(0, |t| t.partitions().len());
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..partitions {
+        assignment
+            .add_partition_offset(topic, p as i32, Offset::Beginning)
             .map_err(|e| format!("kafka assign: {e}"))?;
-        let mut out = Vec::new();
-        let mut last = Instant::now();
-        while last.elapsed() < idle {
-            match consumer.poll(Duration::from_millis(100)) {
-                Some(Ok(m)) => {
-                    out.push(m.payload().unwrap_or_default().to_vec());
-                    last = Instant::now();
+    }
+    consumer
+        .assign(&assignment)
+        .map_err(|e| format!("kafka assign: {e}"))?;
+    let mut last = Instant::now();
+    while last.elapsed() < idle {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                if out
+                    .blocking_send(m.payload().unwrap_or_default().to_vec())
+                    .is_err()
+                {
+                    return Ok(());
                 }
-                Some(Err(e)) => tracing::warn!(error = %e, "kafka consumer"),
-                None => {}
+                last = Instant::now();
             }
+            Some(Err(e)) => tracing::warn!(error = %e, "kafka consumer"),
+            None => {}
         }
-        Ok(out)
-    })
-    .await
-    .map_err(|e| format!("kafka reader: {e}"))?
+    }
+    Ok(())
 }
 
+/// The same for a NATS stream, connected with the publisher's token.
 async fn read_nats(
-    url: &str,
-    stream: &str,
+    n: &crate::config::NatsConfig,
     subject: &str,
     idle: Duration,
-) -> Result<Vec<Vec<u8>>, String> {
+    out: &tokio::sync::mpsc::Sender<Vec<u8>>,
+) -> Result<(), String> {
     use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
     use futures_util::StreamExt;
-    let client = async_nats::connect(url)
+    let mut options = async_nats::ConnectOptions::new().name("hookbridge-redrive");
+    if let Some(token) = &n.token {
+        options = options.token(String::from_utf8_lossy(token.expose()).into_owned());
+    }
+    let client = options
+        .connect(n.url.as_str())
         .await
         .map_err(|e| format!("nats: {e}"))?;
     let js = async_nats::jetstream::new(client);
     let stream = js
-        .get_stream(stream)
+        .get_stream(&n.stream)
         .await
-        .map_err(|e| format!("stream {stream}: {e}"))?;
+        .map_err(|e| format!("stream {}: {e}", n.stream))?;
     let consumer: async_nats::jetstream::consumer::PullConsumer = stream
         .create_consumer(pull::Config {
             filter_subject: subject.to_owned(),
@@ -251,12 +283,15 @@ async fn read_nats(
         .messages()
         .await
         .map_err(|e| format!("consume: {e}"))?;
-    let mut out = Vec::new();
     while let Ok(Some(message)) = tokio::time::timeout(idle, messages.next()).await {
         match message {
-            Ok(m) => out.push(m.payload.to_vec()),
+            Ok(m) => {
+                if out.send(m.payload.to_vec()).await.is_err() {
+                    return Ok(());
+                }
+            }
             Err(e) => return Err(format!("consume: {e}")),
         }
     }
-    Ok(out)
+    Ok(())
 }

@@ -165,17 +165,37 @@ pub struct NatsServer {
     pub port: u16,
     dir: TempDir,
     child: Option<Child>,
+    /// Clients must present this token (`--auth`).
+    token: Option<String>,
 }
 
 impl NatsServer {
     pub fn start() -> Self {
+        Self::start_protected(None)
+    }
+
+    /// A server that refuses clients without `token`.
+    pub fn start_with_token(token: &str) -> Self {
+        Self::start_protected(Some(token.to_owned()))
+    }
+
+    fn start_protected(token: Option<String>) -> Self {
         let mut server = NatsServer {
             port: free_port(),
             dir: TempDir::new("nats"),
             child: None,
+            token,
         };
         server.restart();
         server
+    }
+
+    /// The URL with the token as its user part, how a test's own client authenticates.
+    pub fn url_with_token(&self) -> String {
+        match &self.token {
+            Some(token) => format!("nats://{token}@127.0.0.1:{}", self.port),
+            None => self.url(),
+        }
     }
 
     pub fn url(&self) -> String {
@@ -193,7 +213,7 @@ impl NatsServer {
         let bin = binary("HOOKBRIDGE_NATS_SERVER_BIN", "nats-server");
         let store = self.dir.path().join("store");
         let log = self.dir.path().join("nats.log");
-        let args = [
+        let mut args = [
             "-a",
             "127.0.0.1",
             "-p",
@@ -202,7 +222,11 @@ impl NatsServer {
             "-sd",
             &store.to_string_lossy(),
         ]
-        .map(String::from);
+        .map(String::from)
+        .to_vec();
+        if let Some(token) = &self.token {
+            args.extend(["--auth".to_owned(), token.clone()]);
+        }
         let mut child = spawn_logged(&bin, &args, &log);
         wait_for_port(self.port, &mut child, &log, "nats-server");
         self.child = Some(child);
@@ -246,6 +270,8 @@ pub struct KafkaBroker {
     external: Option<String>,
     dir: TempDir,
     child: Option<Child>,
+    /// SASL/PLAIN (user, password) required on the client listener.
+    sasl: Option<(String, String)>,
 }
 
 static SHARED_KAFKA: std::sync::OnceLock<KafkaBroker> = std::sync::OnceLock::new();
@@ -253,13 +279,38 @@ static SHARED_KAFKA: std::sync::OnceLock<KafkaBroker> = std::sync::OnceLock::new
 impl KafkaBroker {
     /// A broker of this test's own, for tests that stop, pause or restart it.
     pub fn start() -> Self {
-        let external = std::env::var("HOOKBRIDGE_TEST_KAFKA_BOOTSTRAP").ok();
+        Self::start_protected(None)
+    }
+
+    /// A broker whose client listener takes only SASL/PLAIN as `user` with `password`.
+    pub fn start_sasl(user: &str, password: &str) -> Self {
+        Self::start_protected(Some((user.to_owned(), password.to_owned())))
+    }
+
+    /// librdkafka properties a client needs for this broker (empty without SASL).
+    pub fn client_properties(&self) -> Vec<(String, String)> {
+        match &self.sasl {
+            Some((user, password)) => vec![
+                ("security.protocol".into(), "SASL_PLAINTEXT".into()),
+                ("sasl.mechanisms".into(), "PLAIN".into()),
+                ("sasl.username".into(), user.clone()),
+                ("sasl.password".into(), password.clone()),
+            ],
+            None => Vec::new(),
+        }
+    }
+
+    fn start_protected(sasl: Option<(String, String)>) -> Self {
+        let external = std::env::var("HOOKBRIDGE_TEST_KAFKA_BOOTSTRAP")
+            .ok()
+            .filter(|_| sasl.is_none());
         let mut broker = KafkaBroker {
             port: free_port(),
             controller_port: free_port(),
             external,
             dir: TempDir::new("kafka"),
             child: None,
+            sasl,
         };
         if broker.external.is_none() {
             broker.format();
@@ -305,13 +356,26 @@ impl KafkaBroker {
     fn format(&self) {
         let (port, cport) = (self.port, self.controller_port);
         let log_dir = self.dir.path().join("log");
+        let (client, sasl) = match &self.sasl {
+            // The client (and inter-broker) listener takes SASL/PLAIN with these users only.
+            Some((user, password)) => (
+                "SASL_PLAINTEXT",
+                format!(
+                    "sasl.enabled.mechanisms=PLAIN\nsasl.mechanism.inter.broker.protocol=PLAIN\n\
+                     listener.name.sasl_plaintext.plain.sasl.jaas.config=\
+                     org.apache.kafka.common.security.plain.PlainLoginModule required \
+                     username=\"{user}\" password=\"{password}\" user_{user}=\"{password}\";\n"
+                ),
+            ),
+            None => ("PLAINTEXT", String::new()),
+        };
         let text = format!(
             "process.roles=broker,controller\nnode.id=1\n\
              controller.quorum.bootstrap.servers=127.0.0.1:{cport}\n\
-             listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}\n\
-             advertised.listeners=PLAINTEXT://127.0.0.1:{port}\n\
-             controller.listener.names=CONTROLLER\ninter.broker.listener.name=PLAINTEXT\n\
-             listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT\n\
+             listeners={client}://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}\n\
+             advertised.listeners={client}://127.0.0.1:{port}\n\
+             controller.listener.names=CONTROLLER\ninter.broker.listener.name={client}\n\
+             listener.security.protocol.map=CONTROLLER:PLAINTEXT,{client}:{client}\n{sasl}\
              log.dirs={}\nnum.partitions=1\nauto.create.topics.enable=true\n\
              offsets.topic.replication.factor=1\noffsets.topic.num.partitions=1\n\
              transaction.state.log.replication.factor=1\ntransaction.state.log.min.isr=1\n\

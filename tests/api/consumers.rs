@@ -110,15 +110,30 @@ pub async fn read_kafka(
     at_least: usize,
     wait: Duration,
 ) -> Vec<Consumed> {
+    read_kafka_with(bootstrap, &[], topic, at_least, wait).await
+}
+
+/// The same with client `properties` (SASL credentials, TLS).
+pub async fn read_kafka_with(
+    bootstrap: &str,
+    properties: &[(String, String)],
+    topic: &str,
+    at_least: usize,
+    wait: Duration,
+) -> Vec<Consumed> {
     let bootstrap = bootstrap.to_owned();
     let topic = topic.to_owned();
-    tokio::task::spawn_blocking(move || read_kafka_blocking(&bootstrap, &topic, at_least, wait))
-        .await
-        .expect("kafka consumer thread")
+    let properties = properties.to_vec();
+    tokio::task::spawn_blocking(move || {
+        read_kafka_blocking(&bootstrap, &properties, &topic, at_least, wait)
+    })
+    .await
+    .expect("kafka consumer thread")
 }
 
 fn read_kafka_blocking(
     bootstrap: &str,
+    properties: &[(String, String)],
     topic: &str,
     at_least: usize,
     wait: Duration,
@@ -135,7 +150,11 @@ fn read_kafka_blocking(
         std::process::id(),
         GROUP.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     );
-    let consumer: BaseConsumer = ClientConfig::new()
+    let mut client = ClientConfig::new();
+    for (name, value) in properties {
+        client.set(name, value);
+    }
+    let consumer: BaseConsumer = client
         .set("bootstrap.servers", bootstrap)
         .set("group.id", &group)
         // The KIP-848 protocol: the broker assigns at once, where the classic protocol's first
@@ -208,7 +227,16 @@ pub async fn read_raw_nats(
     wait: Duration,
 ) -> Vec<RawMessage> {
     use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
-    let client = async_nats::connect(url)
+    // `nats://TOKEN@host:port` (`NatsServer::url_with_token`): the token as the user part.
+    let (options, url) = match url.strip_prefix("nats://").and_then(|r| r.split_once('@')) {
+        Some((token, host)) => (
+            async_nats::ConnectOptions::with_token(token.to_owned()),
+            format!("nats://{host}"),
+        ),
+        None => (async_nats::ConnectOptions::new(), url.to_owned()),
+    };
+    let client = options
+        .connect(url.as_str())
         .await
         .expect("test consumer connects to NATS");
     let js = async_nats::jetstream::new(client);

@@ -172,3 +172,112 @@ async fn read_raw_kafka(bootstrap: &str, topic: &str, at_least: usize) -> Vec<Ve
     .await
     .unwrap()
 }
+
+/// Redrive connects exactly as the source's publisher does: against a token-protected NATS and a
+/// SASL-protected Kafka (credentials only in the publisher's config, as secret references), it
+/// reads the dead letters and publishes them, where it used to fail with "authorization
+/// violation" and ignore the Kafka properties.
+#[tokio::test]
+async fn redrive_uses_the_publishers_credentials_on_protected_brokers() {
+    const NATS_TOKEN: &str = "nats-token-7781";
+    const KAFKA_PASSWORD: &str = "kafka-secret-4410";
+    let nats = NatsServer::start_with_token(NATS_TOKEN);
+    let mut kafka =
+        tokio::task::spawn_blocking(|| KafkaBroker::start_sasl("hookbridge", KAFKA_PASSWORD))
+            .await
+            .unwrap();
+    for broker in ["nats", "kafka"] {
+        let (stream, prefix) = (unique("DP"), unique("dp"));
+        let config = |pointer: &str| {
+            format!(
+                "[server]\nlisten = \"127.0.0.1:0\"\nworkers = 1\npublish_timeout_ms = 5000\n\n\
+                 [publishers.nats]\nkind = \"nats\"\nurl = \"{nats}\"\nstream = \"{stream}\"\nsubjects = [\"{prefix}.>\"]\n\
+                 token = \"env:NATS_TOKEN\"\n\n\
+                 [publishers.kafka]\nkind = \"kafka\"\nbootstrap_servers = \"{kafka}\"\ntopic_partitions = 1\n\
+                 properties = {{ \"security.protocol\" = \"SASL_PLAINTEXT\", \"sasl.mechanisms\" = \"PLAIN\", \"sasl.username\" = \"hookbridge\" }}\n\
+                 secret_properties = {{ \"sasl.password\" = \"env:KAFKA_PASSWORD\" }}\n\n\
+                 [sources.acme]\nprovider = \"generic\"\npublisher = \"{broker}\"\ntopic = \"{prefix}.{{source}}.{{type}}\"\n\
+                 dead_letter_topic = \"{prefix}.dead_letter.{{source}}\"\n\
+                 [sources.acme.verify]\nscheme = \"token\"\nheader = \"X-Acme-Token\"\nsecrets = [\"env:ACME\"]\n\
+                 type_pointer = \"{pointer}\"\nid_pointer = \"/id\"\n",
+                nats = nats.url(),
+                kafka = kafka.bootstrap(),
+            )
+        };
+        let env = std::collections::HashMap::from([
+            ("ACME".to_owned(), TOKEN.to_owned()),
+            ("NATS_TOKEN".to_owned(), NATS_TOKEN.to_owned()),
+            ("KAFKA_PASSWORD".to_owned(), KAFKA_PASSWORD.to_owned()),
+        ]);
+        let app = spawn_with_config(&config("/kind"), &env, stream.clone(), prefix.clone()).await;
+        app.wait_ready(200, Duration::from_secs(30)).await;
+        let response = app
+            .http
+            .post(app.url("/webhooks/acme"))
+            .header("X-Acme-Token", TOKEN)
+            .header("content-type", "application/json")
+            .body(r#"{"id":"evt_77","type":"invoice.paid"}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 202, "{broker}: dead-lettered");
+
+        let dir = TempDir::new("redrive-protected");
+        let fixed = dir.path().join("fixed.toml");
+        std::fs::write(&fixed, config("/type")).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_hookbridge"))
+            .args([
+                "redrive",
+                "--source",
+                "acme",
+                "--idle-ms",
+                "1500",
+                "--config",
+            ])
+            .arg(&fixed)
+            .env_clear()
+            .envs(env.iter())
+            .output()
+            .expect("run hookbridge redrive");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && text.contains("matched 1, published 1"),
+            "{broker}: {text}"
+        );
+        assert!(
+            !text.contains(NATS_TOKEN) && !text.contains(KAFKA_PASSWORD),
+            "no secret in its output"
+        );
+        let topic = format!("{prefix}.acme.invoice.paid");
+        let events = match broker {
+            "nats" => {
+                read_nats(
+                    &nats.url_with_token(),
+                    &stream,
+                    &topic,
+                    1,
+                    Duration::from_secs(10),
+                )
+                .await
+            }
+            _ => {
+                crate::consumers::read_kafka_with(
+                    &kafka.bootstrap(),
+                    &kafka.client_properties(),
+                    &topic,
+                    1,
+                    Duration::from_secs(15),
+                )
+                .await
+            }
+        };
+        println!(
+            "redrive on protected {broker}: dead letters 1, events consumed {}",
+            events.len()
+        );
+        assert_eq!(events.len(), 1, "{broker}");
+        assert_eq!(events[0].string("id"), "evt_77");
+    }
+    kafka.stop();
+}
