@@ -10,11 +10,14 @@
 //! - [`verify`]: the shared verification blocks providers are built from (HMAC, ...).
 //! - [`event`]: the canonical event, its Avro encoding and CloudEvents attributes.
 //! - [`pipeline`]: verify → map → encode → publish; the one place outcomes are decided.
-//! - [`publish`]: the `Publisher` trait, Kafka and NATS JetStream, topic templates.
+//! - [`publish`]: the `Publisher` trait, Kafka and NATS JetStream, topic templates, the schema
+//!   registry (Confluent wire format).
 //! - [`dead_letter`]: the record kept for a webhook that could not be mapped or published.
 //! - [`metrics`]: the Prometheus catalogue.
-//! - [`dedup`], [`spool`], [`redrive`]: the delivery guarantees: one event per dedup key, durable
-//!   acceptance while a broker is down, and recovering dead letters once a mapping is fixed.
+//! - [`dedup`], [`spool`], [`redrive`]: the delivery guarantees: one event per dedup key (memory,
+//!   disk or NATS key-value), durable acceptance while a broker or the dedup store is down (with a
+//!   quarantine for what can never be delivered), and recovering dead letters once a mapping is
+//!   fixed.
 //! - [`reconcile`]: pulling what a provider's push missed (Docplanner), through the same pipeline.
 //! - [`reload`]: secret rotation without a restart (SIGHUP or a changed file).
 //! - [`startup`], [`shutdown`], [`telemetry`], [`cli`]: running the process.
