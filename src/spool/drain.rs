@@ -29,6 +29,17 @@ const MIN_BACKOFF: Duration = Duration::from_millis(100);
 /// the wait for everything else (a dedup store back, a full disk freed).
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const BATCH: usize = 256;
+/// Delivered entries are removed this many at a time (one fsync), and at the end of each pass.
+/// A crash before their removal publishes them again, which the source-scoped broker id absorbs.
+const REMOVE_GROUP: usize = 32;
+
+/// A delivered entry waiting for its removal.
+struct Done {
+    seq: u64,
+    publisher: String,
+    source: String,
+    duplicate: bool,
+}
 
 /// What became of one spooled entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,6 +115,7 @@ impl<S: SpoolSink> Drainer<S> {
     pub async fn pass(&self, batch: Vec<Spooled>) -> bool {
         let mut blocked: HashSet<String> = HashSet::new();
         let mut progressed = false;
+        let mut done: Vec<Done> = Vec::new();
         for (seq, entry) in batch {
             let entry = match entry {
                 Ok(entry) => entry,
@@ -118,16 +130,14 @@ impl<S: SpoolSink> Drainer<S> {
             }
             match self.sink.deliver(&entry).await {
                 delivered @ (Delivery::Delivered | Delivery::Duplicate) => {
-                    if self.remove(seq, &entry).await {
-                        progressed = true;
-                        let counter = if delivered == Delivery::Duplicate {
-                            &self.metrics.spool_duplicates
-                        } else {
-                            &self.metrics.spool_drained
-                        };
-                        counter.with_label_values(&[&entry.source]).inc();
-                    } else {
-                        blocked.insert(entry.publisher.clone());
+                    done.push(Done {
+                        seq,
+                        publisher: entry.publisher.clone(),
+                        source: entry.source.clone(),
+                        duplicate: delivered == Delivery::Duplicate,
+                    });
+                    if done.len() >= REMOVE_GROUP {
+                        progressed |= self.remove(&mut done, &mut blocked).await;
                     }
                 }
                 Delivery::Wait(why) => {
@@ -147,19 +157,37 @@ impl<S: SpoolSink> Drainer<S> {
                 }
             }
         }
+        progressed |= self.remove(&mut done, &mut blocked).await;
         progressed
     }
 
-    async fn remove(&self, seq: u64, entry: &SpoolEntry) -> bool {
+    /// Removes the delivered entries in one commit and counts them; false (their publishers
+    /// blocked for this pass) when the spool cannot.
+    async fn remove(&self, done: &mut Vec<Done>, blocked: &mut HashSet<String>) -> bool {
+        if done.is_empty() {
+            return false;
+        }
+        let group = std::mem::take(done);
         let spool = self.spool.clone();
-        let name = entry.publisher.clone();
-        match tokio::task::spawn_blocking(move || spool.remove(seq, &name)).await {
-            Ok(Ok(())) => true,
+        let keys: Vec<(u64, String)> = group.iter().map(|d| (d.seq, d.publisher.clone())).collect();
+        match tokio::task::spawn_blocking(move || spool.remove_many(&keys)).await {
+            Ok(Ok(())) => {
+                for d in &group {
+                    let counter = if d.duplicate {
+                        &self.metrics.spool_duplicates
+                    } else {
+                        &self.metrics.spool_drained
+                    };
+                    counter.with_label_values(&[&d.source]).inc();
+                }
+                true
+            }
             _ => {
                 tracing::error!(
-                    seq,
-                    "delivered but could not remove from the spool; it will be sent again"
+                    entries = group.len(),
+                    "delivered but could not remove from the spool; they will be sent again"
                 );
+                blocked.extend(group.into_iter().map(|d| d.publisher));
                 false
             }
         }
