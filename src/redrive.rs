@@ -117,11 +117,7 @@ pub async fn run(
     while let Some(payload) = incoming.recv().await {
         report.read += 1;
         // With a schema registry the record is framed (byte 0, schema id); the datum follows.
-        let datum = match payload.as_slice() {
-            [0, _, _, _, _, datum @ ..] => datum,
-            bare => bare,
-        };
-        let letter = match codec.decode(datum) {
+        let letter = match codec.decode(crate::publish::registry::unframed(&payload)) {
             Ok(letter) => letter,
             Err(e) => {
                 tracing::error!(error = %e, "undecodable dead letter skipped");

@@ -373,8 +373,7 @@ impl Pipeline {
             Ok(Claim::InFlight) => {
                 return match spool {
                     Some(spool) => {
-                        let claim = Some(source.config.dedup_window);
-                        self.spool_event(spool, source, key, claim, None, message, event.id)
+                        self.spool_unclaimed(spool, source, key, message, event.id)
                             .await
                     }
                     None => Err(PipelineError::InFlight),
@@ -386,14 +385,11 @@ impl Pipeline {
                     .with_label_values(&[&source.config.name])
                     .inc();
                 // A spooling source promised never to refuse for want of a broker; the dedup
-                // store being down is the same kind of outage. The event goes to disk unclaimed,
-                // and the drainer claims it (dropping it as a duplicate then) once the store
-                // answers again.
+                // store being down is the same kind of outage.
                 return match spool {
                     Some(spool) => {
                         tracing::warn!(source = %source.config.name, error = %e, "dedup store unavailable: spooling unclaimed");
-                        let claim = Some(source.config.dedup_window);
-                        self.spool_event(spool, source, key, claim, None, message, event.id)
+                        self.spool_unclaimed(spool, source, key, message, event.id)
                             .await
                     }
                     None => Err(e.into()),

@@ -3,6 +3,22 @@
 use super::*;
 
 impl Pipeline {
+    /// Spools an event whose key could not be claimed (store down, or held elsewhere): the
+    /// drainer claims it for the source's window once the store answers, and drops the event if
+    /// it was published meanwhile.
+    pub(super) async fn spool_unclaimed(
+        &self,
+        spool: &Arc<Spool>,
+        source: &Source,
+        key: String,
+        message: OutboundMessage,
+        event_id: EventId,
+    ) -> Result<Accepted, PipelineError> {
+        let window = Some(source.config.dedup_window);
+        self.spool_event(spool, source, key, window, None, message, event_id)
+            .await
+    }
+
     /// Writes an accepted event to the spool (fsync'd) for the drainer to publish later.
     /// `revision` is the claim taken on the key; without one, `claim_window` tells the drainer to
     /// claim the key itself before publishing.

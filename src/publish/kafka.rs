@@ -105,7 +105,6 @@ impl KafkaPublisher {
         publish_timeout: Duration,
         metrics: &crate::metrics::Metrics,
     ) -> Result<Self, String> {
-        let registry_errors = metrics.schema_registry_errors.clone();
         let mut client = ClientConfig::new();
         client
             .set("bootstrap.servers", &config.bootstrap_servers)
@@ -153,7 +152,7 @@ impl KafkaPublisher {
                     client: SchemaRegistry::new(r.clone())?,
                     ready: AtomicBool::new(false),
                     failed_subject: Mutex::new(None),
-                    errors: registry_errors,
+                    errors: metrics.schema_registry_errors.clone(),
                     publisher: name.to_owned(),
                 }),
                 None => None,

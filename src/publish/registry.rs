@@ -25,6 +25,15 @@ use crate::event::avro::{EVENT_AVSC, EVENT_SCHEMA_NAME};
 /// The Confluent wire format's first byte.
 const MAGIC: u8 = 0;
 
+/// The datum of a record hookbridge wrote: after the wire-format header when there is one. Our
+/// bare datums start with the non-empty `id` string's length, so never with byte 0.
+pub fn unframed(payload: &[u8]) -> &[u8] {
+    match payload {
+        [MAGIC, _, _, _, _, datum @ ..] => datum,
+        bare => bare,
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RegistryError {
     /// Not reachable, timed out, 5xx: try again later.

@@ -184,11 +184,7 @@ impl Spool {
         for (size, publisher) in removed {
             self.bytes.fetch_sub(size, Ordering::Relaxed);
             self.events.fetch_sub(1, Ordering::Relaxed);
-            if let Ok(mut p) = self.pending.lock()
-                && let Some(n) = p.get_mut(publisher.as_str())
-            {
-                *n = n.saturating_sub(1);
-            }
+            self.one_less_pending(publisher);
         }
         Ok(())
     }
@@ -227,13 +223,19 @@ impl Spool {
         self.bytes.fetch_sub(moved, Ordering::Relaxed);
         self.events.fetch_sub(1, Ordering::Relaxed);
         self.quarantined.fetch_add(1, Ordering::Relaxed);
-        if let Some(publisher) = publisher
-            && let Ok(mut p) = self.pending.lock()
+        if let Some(publisher) = publisher {
+            self.one_less_pending(publisher);
+        }
+        Ok(())
+    }
+
+    /// An entry of `publisher` left the queue.
+    fn one_less_pending(&self, publisher: &str) {
+        if let Ok(mut p) = self.pending.lock()
             && let Some(n) = p.get_mut(publisher)
         {
             *n = n.saturating_sub(1);
         }
-        Ok(())
     }
 
     /// Every quarantined entry, oldest first.
