@@ -11,6 +11,7 @@
 //! A pending mark older than the pending timeout is taken over: a replica that crashed between claim
 //! and publish must not swallow the event forever.
 
+pub mod config;
 pub mod disk;
 pub mod memory;
 pub mod nats_kv;

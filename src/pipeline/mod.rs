@@ -9,7 +9,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use crate::config::{BrokerFailure, SourceConfig};
 use crate::dead_letter::{
     DEAD_LETTER_CONTENT_TYPE, DEAD_LETTER_SCHEMA_NAME, DeadLetter, DeadLetterCodec,
     DeadLetterInput, Stage,
@@ -22,6 +21,7 @@ use crate::metrics::Metrics;
 use crate::providers::{MapError, Mapped, Provider, Verified, WebhookRequest};
 use crate::publish::topic::TopicVars;
 use crate::publish::{NamedPublisher, OutboundMessage, PublishError, Publisher};
+use crate::source::{BrokerFailure, SourceConfig};
 use crate::spool::{Spool, SpoolEntry, SpoolError};
 use crate::verify::VerifyError;
 use rate_limit::RateLimiter;

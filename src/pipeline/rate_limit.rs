@@ -8,14 +8,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// `[sources.NAME.rate_limit]`, validated.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RateLimit {
-    /// Sustained webhooks per second.
-    pub per_second: f64,
-    /// Webhooks allowed at once above the sustained rate.
-    pub burst: u32,
-}
+pub use crate::source::RateLimit;
 
 #[derive(Debug)]
 pub struct RateLimiter {

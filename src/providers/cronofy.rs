@@ -15,8 +15,9 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::{MapError, Mapped, Provider, Verified, WebhookRequest, resolve_secrets, settings};
-use crate::config::{ConfigIssue, SecretRef};
 use crate::event::{CalendarChange, CanonicalEvent, EventData, EventId};
+use crate::secret::SecretRef;
+use crate::section::ConfigIssue;
 use crate::verify::VerifyError;
 use crate::verify::hmac::{DigestEncoding, HmacAlgorithm, HmacKeyring, split_list};
 
@@ -47,7 +48,7 @@ impl Cronofy {
         Ok(Cronofy::with_secrets(secrets))
     }
 
-    pub fn with_secrets(secrets: Vec<crate::config::Secret>) -> Self {
+    pub fn with_secrets(secrets: Vec<crate::secret::Secret>) -> Self {
         Cronofy {
             keyring: HmacKeyring {
                 algorithm: HmacAlgorithm::Sha256,
@@ -169,7 +170,7 @@ impl Provider for Cronofy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Secret;
+    use crate::secret::Secret;
     use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
     use bytes::Bytes;
 

@@ -13,8 +13,9 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::{MapError, Mapped, Provider, Verified, WebhookRequest, resolve_secrets, settings};
-use crate::config::{ConfigIssue, Secret, SecretRef};
 use crate::event::{CanonicalEvent, EventId};
+use crate::secret::{Secret, SecretRef};
+use crate::section::ConfigIssue;
 use crate::verify::VerifyError;
 use crate::verify::hmac::{DigestEncoding, HmacAlgorithm, HmacKeyring, split_list};
 use crate::verify::jwt::{JwtSettings, JwtVerifier};

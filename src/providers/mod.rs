@@ -16,11 +16,10 @@ use std::net::IpAddr;
 
 use actix_web::http::header::HeaderMap;
 use bytes::Bytes;
-use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 
-use crate::config::ConfigIssue;
 use crate::event::CanonicalEvent;
+use crate::section::ConfigIssue;
 use crate::verify::VerifyError;
 
 /// What a provider sees of an HTTP request.
@@ -273,6 +272,11 @@ impl AnyProvider {
         matches!(self, AnyProvider::Docplanner(_))
     }
 
+    /// True for providers with an API to pull missed events from and ask for re-delivery.
+    pub fn supports_reconcile(&self) -> bool {
+        matches!(self, AnyProvider::Docplanner(_))
+    }
+
     pub fn authenticates(&self) -> bool {
         match self {
             AnyProvider::Docplanner(d) => d.has_credential(),
@@ -312,27 +316,14 @@ impl Provider for AnyProvider {
 }
 
 /// Deserializes a provider's `verify` table, naming the offending key on error.
-pub(crate) fn settings<T: DeserializeOwned>(
-    key: &str,
-    table: &toml::Table,
-) -> Result<T, Vec<ConfigIssue>> {
-    serde_path_to_error::deserialize(toml::Value::Table(table.clone())).map_err(|e| {
-        let path = e.path().to_string();
-        let full = if path == "." {
-            key.to_owned()
-        } else {
-            format!("{key}.{path}")
-        };
-        vec![ConfigIssue::new(full, e.into_inner().to_string())]
-    })
-}
+pub(crate) use crate::section::parse_table as settings;
 
 /// Resolves a list of secret references, naming each one that fails.
 pub(crate) fn resolve_secrets(
     key: &str,
-    refs: &[crate::config::SecretRef],
+    refs: &[crate::secret::SecretRef],
     env: &HashMap<String, String>,
-) -> Result<Vec<crate::config::Secret>, Vec<ConfigIssue>> {
+) -> Result<Vec<crate::secret::Secret>, Vec<ConfigIssue>> {
     if refs.is_empty() {
         return Err(vec![ConfigIssue::new(key, "at least one secret is needed")]);
     }

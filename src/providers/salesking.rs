@@ -21,8 +21,9 @@ use time::format_description::well_known::Rfc3339;
 use super::{
     Facts, MapError, Mapped, Provider, Verified, WebhookRequest, resolve_secrets, settings,
 };
-use crate::config::{ConfigIssue, SecretRef};
 use crate::event::{CanonicalEvent, CrmRecord, EventData, EventId};
+use crate::secret::SecretRef;
+use crate::section::ConfigIssue;
 use crate::verify::VerifyError;
 use crate::verify::hmac::{DigestEncoding, HmacAlgorithm, HmacKeyring};
 use crate::verify::signed_request::{self, FIELD};

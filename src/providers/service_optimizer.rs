@@ -19,8 +19,9 @@ use serde::Deserialize;
 use super::{
     MapError, Mapped, Provider, ReplyStyle, Verified, WebhookRequest, resolve_secrets, settings,
 };
-use crate::config::{ConfigIssue, Secret, SecretRef};
 use crate::event::{Appointment, CanonicalEvent, EventData, EventId};
+use crate::secret::{Secret, SecretRef};
+use crate::section::ConfigIssue;
 use crate::verify::VerifyError;
 use crate::verify::jwt::{JwtSettings, JwtVerifier};
 use crate::verify::token;

@@ -24,8 +24,9 @@ use serde_json::Value;
 use super::{
     Facts, MapError, Mapped, Provider, Verified, WebhookRequest, resolve_secrets, settings,
 };
-use crate::config::{ConfigIssue, Secret, SecretRef};
 use crate::event::{Appointment, CanonicalEvent, EventData, EventId};
+use crate::secret::{Secret, SecretRef};
+use crate::section::ConfigIssue;
 use crate::verify::VerifyError;
 use crate::verify::sns::{MESSAGE_TYPE_HEADER, SnsMessage, SnsSettings, SnsType, SnsVerifier};
 use crate::verify::token;

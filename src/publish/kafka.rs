@@ -26,7 +26,7 @@ use rdkafka::util::Timeout;
 
 use super::registry::{RegistryError, SchemaRegistry, Writer};
 use super::{OutboundMessage, PublishError, Publisher, header_safe};
-use crate::config::KafkaConfig;
+use crate::publish::config::KafkaConfig;
 
 /// Kafka header that carries the dedup key (the same value as `ce_id`).
 pub const DEDUP_HEADER: &str = "hookbridge_dedup_key";

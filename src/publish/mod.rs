@@ -5,6 +5,7 @@
 //! Every publish waits for the broker's acknowledgement under a deadline: the gateway answers 2xx
 //! only when the event is safe.
 
+pub mod config;
 pub mod kafka;
 pub mod nats;
 pub mod registry;
@@ -15,8 +16,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::config::PublisherConfig;
 use crate::event::cloudevents::CloudEventAttributes;
+use crate::publish::config::PublisherConfig;
 
 /// One encoded event on its way to a broker.
 #[derive(Debug, Clone)]

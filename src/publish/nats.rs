@@ -13,7 +13,7 @@ use async_nats::jetstream::{self, message::PublishMessage, stream};
 use async_nats::{HeaderMap, HeaderValue};
 
 use super::{OutboundMessage, PublishError, Publisher, header_safe};
-use crate::config::{NatsConfig, NatsStorage};
+use crate::publish::config::{NatsConfig, NatsStorage};
 
 pub struct NatsPublisher {
     client: async_nats::Client,

@@ -18,9 +18,9 @@ use std::sync::RwLock;
 use apache_avro::Schema;
 use serde::Deserialize;
 
-use crate::config::{RegistryConfig, SubjectNaming};
 use crate::dead_letter::{DEAD_LETTER_AVSC, DEAD_LETTER_CONTENT_TYPE, DEAD_LETTER_SCHEMA_NAME};
 use crate::event::avro::{EVENT_AVSC, EVENT_SCHEMA_NAME};
+use crate::publish::config::{RegistryConfig, SubjectNaming};
 
 /// The Confluent wire format's first byte.
 const MAGIC: u8 = 0;

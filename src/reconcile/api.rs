@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
-use crate::config::ReconcileConfig;
+use crate::source::ReconcileConfig;
 
 /// Refresh a token this long before the server says it expires.
 const EARLY_REFRESH: Duration = Duration::from_secs(30);

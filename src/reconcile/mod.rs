@@ -32,9 +32,9 @@ use bytes::Bytes;
 
 use tokio::sync::watch;
 
-use crate::config::ReconcileConfig;
 use crate::pipeline::{Pipeline, PipelineError, Source};
 use crate::providers::{Verified, WebhookRequest};
+use crate::source::ReconcileConfig;
 use api::{DocplannerApi, Release};
 
 /// Pages pulled in one round at most, so a flood cannot starve the release call or shutdown.

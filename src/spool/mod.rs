@@ -9,6 +9,7 @@
 //!
 //! redb calls block on disk I/O; async callers go through `tokio::task::spawn_blocking`.
 
+pub mod config;
 pub mod drain;
 mod entry;
 

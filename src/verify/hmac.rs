@@ -12,7 +12,7 @@ use subtle::ConstantTimeEq;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
 
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// The hash under the HMAC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

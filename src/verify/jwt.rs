@@ -7,7 +7,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
 use serde::Deserialize;
 
 use super::VerifyError;
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// `[sources.NAME.verify.jwt]`
 #[derive(Debug, Clone, Deserialize)]

@@ -41,7 +41,7 @@ pub fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Secret;
+    use crate::secret::Secret;
     use crate::verify::hmac::{DigestEncoding, HmacAlgorithm};
 
     fn ring(secret: &str) -> HmacKeyring {

@@ -8,7 +8,7 @@ use base64::engine::general_purpose::STANDARD;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// True when `presented` equals any of `secrets`, in time independent of where they differ.
 pub fn matches_any(presented: &[u8], secrets: &[Secret]) -> bool {

@@ -63,6 +63,28 @@ fn broken_configs_fail_naming_every_key_and_reason() {
                 "unknown placeholder",
             ],
         ),
+        // Choice keys are enums: a wrong choice names the key and lists the valid ones.
+        (
+            "[server]\nlog_format = \"xml\"\n",
+            &[
+                "server.log_format",
+                "unknown variant `xml`",
+                "`text`",
+                "`json`",
+            ],
+        ),
+        (
+            "[dedup]\nstore = \"redis\"\n",
+            &["dedup.store", "`memory`", "`disk`", "`nats`"],
+        ),
+        (
+            "[publishers.n]\nkind = \"nats\"\nurl = \"nats://x\"\nstorage = \"tape\"\n",
+            &["publishers.n: storage:", "`file`", "`memory`"],
+        ),
+        (
+            "[publishers.n]\nkind = \"nats\"\nurl = \"nats://x\"\n[sources.a]\nprovider = \"cronofy\"\npublisher = \"n\"\non_broker_failure = \"drop\"\n",
+            &["sources.a.on_broker_failure", "`spool`", "`reject`"],
+        ),
         (
             "[publishers.n]\nkind = \"nats\"\nurl = \"nats://x\"\n[sources.a]\nprovider = \"cronofy\"\npublisher = \"n\"\n[sources.a.verify]\nclient_secrets = [\"env:MISSING_SECRET\"]\n",
             &[
