@@ -50,20 +50,24 @@ pub fn parse_table<T: DeserializeOwned>(
     })
 }
 
-/// Resolves an optional secret reference, reporting a failure against `key`. `Err(())` means an
-/// issue was recorded; the caller only needs to know the section is invalid.
+/// The error of a check that has already pushed its [`ConfigIssue`]: the caller only needs to know
+/// that the section is invalid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recorded;
+
+/// Resolves an optional secret reference, reporting a failure against `key`.
 pub fn resolve_optional(
     key: &str,
     reference: &Option<SecretRef>,
     env: &HashMap<String, String>,
     issues: &mut Vec<ConfigIssue>,
-) -> Result<Option<Secret>, ()> {
+) -> Result<Option<Secret>, Recorded> {
     match reference {
         None => Ok(None),
-        Some(r) => r
-            .resolve(env)
-            .map(Some)
-            .map_err(|reason| issues.push(ConfigIssue::new(key, reason))),
+        Some(r) => r.resolve(env).map(Some).map_err(|reason| {
+            issues.push(ConfigIssue::new(key, reason));
+            Recorded
+        }),
     }
 }
 
