@@ -37,27 +37,19 @@ pub const MAX_HEADER_VALUE_BYTES: usize = 1024;
 
 /// Request headers kept in a dead letter, lowercase. Everything else is dropped.
 ///
-/// Kept: what helps diagnose a failure (content type, user agent, the provider's event type and
-/// delivery id) and each provider's per-message signature. A per-message MAC or signature proves the
-/// authenticity of exactly this body at this time, so a redrive can verify the stored request again
-/// instead of trusting the dead-letter store; it reveals nothing about the secret that made it.
+/// Kept: what helps diagnose a failure (content type, user agent, and each provider's
+/// [`Provider::dead_letter_headers`]: its event type, delivery id and per-message signature). A
+/// per-message MAC or signature proves the authenticity of exactly this body at this time, so a
+/// redrive can verify the stored request again instead of trusting the dead-letter store; it
+/// reveals nothing about the secret that made it.
 ///
 /// Dropped, by not being listed: static credentials (`authorization`, `cookie`, `x-api-key`, any
 /// token header) authenticate every request, so anyone reading the dead-letter topic could replay
 /// them; and proxy headers (`forwarded`, `x-forwarded-*`, `x-real-ip`), which say nothing about the
 /// payload and carry client addresses. An allowlist fails closed when a provider adds a new header.
-#[rustfmt::skip] // One line per provider reads better than one per name.
-const KEPT_HEADERS: &[&str] = &[
-    "content-type", "user-agent",
-    // Amazon SNS (TimeTap): the signature is inside the message body.
-    "x-amz-sns-message-type", "x-amz-sns-message-id", "x-amz-sns-topic-arn",
-    "x-amz-sns-subscription-arn",
-    "x-github-event", "x-github-delivery", "x-hub-signature-256",
-    "cronofy-hmac-sha256",
-    "stripe-signature",
-    // Standard Webhooks: the signature covers id, timestamp and body.
-    "webhook-id", "webhook-timestamp", "webhook-signature",
-];
+///
+/// [`Provider::dead_letter_headers`]: crate::providers::Provider::dead_letter_headers
+const KEPT_HEADERS: &[&str] = &["content-type", "user-agent"];
 
 /// Where processing stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +108,8 @@ pub struct DeadLetterInput<'a> {
     pub body_content_type: &'a str,
     /// All request headers; only [`select_headers`] of them are kept.
     pub headers: &'a HeaderMap,
+    /// The provider's own headers worth keeping (`Provider::dead_letter_headers`).
+    pub provider_headers: &'a [&'static str],
     /// Set when mapping succeeded.
     pub event_id: Option<&'a str>,
     /// Where the event would have gone, when known.
@@ -137,7 +131,7 @@ impl DeadLetter {
             topic: input.topic.map(str::to_owned),
             body: input.body,
             body_content_type: input.body_content_type.to_owned(),
-            headers: select_headers(input.headers),
+            headers: select_headers(input.headers, input.provider_headers),
         }
     }
 }
@@ -157,9 +151,9 @@ fn dead_letter_id(source: &str, received_at: OffsetDateTime, body: &[u8]) -> Str
 /// The headers worth keeping (see [`KEPT_HEADERS`] for which and why), lowercase. Values that are
 /// not UTF-8 are dropped, each value is capped at [`MAX_HEADER_VALUE_BYTES`], and a repeated header
 /// becomes one entry joined with `", "` (RFC 9110 §5.3).
-pub fn select_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
+pub fn select_headers(headers: &HeaderMap, provider_headers: &[&str]) -> BTreeMap<String, String> {
     let mut kept = BTreeMap::new();
-    for name in KEPT_HEADERS {
+    for name in KEPT_HEADERS.iter().chain(provider_headers) {
         let values: Vec<&str> = headers
             .get_all(*name)
             // Not `HeaderValue::to_str`, which also refuses valid non-ASCII text.
@@ -382,6 +376,7 @@ mod tests {
             body: Bytes::from_static(b"{}"),
             body_content_type: "application/json",
             headers: &HeaderMap::new(),
+            provider_headers: &[],
             event_id: None,
             topic: None,
         });
@@ -392,6 +387,9 @@ mod tests {
         bytes.extend_from_slice(&[0x80, 0x80, 0x80, 0x04]);
         assert!(codec.decode(&bytes).is_err());
     }
+
+    /// A provider's own kept headers, as `Provider::dead_letter_headers` gives them.
+    const PROVIDER_HEADERS: &[&str] = &["x-github-event", "webhook-id", "stripe-signature"];
 
     fn headers(pairs: &[(&'static str, &[u8])]) -> HeaderMap {
         let mut map = HeaderMap::new();
@@ -418,6 +416,7 @@ mod tests {
             body: Bytes::from_static(body),
             body_content_type: "application/json",
             headers: &request_headers,
+            provider_headers: &["cronofy-hmac-sha256"],
             event_id: event.map(|(id, _)| id),
             topic: event.map(|(_, topic)| topic),
         })
@@ -465,7 +464,12 @@ mod tests {
 
     #[test]
     fn only_allowlisted_headers_are_kept() {
-        let kept: Vec<(&str, &[u8])> = KEPT_HEADERS.iter().map(|n| (*n, &b"v"[..])).collect();
+        let allowed: Vec<&str> = KEPT_HEADERS
+            .iter()
+            .chain(PROVIDER_HEADERS)
+            .copied()
+            .collect();
+        let kept: Vec<(&str, &[u8])> = allowed.iter().map(|n| (*n, &b"v"[..])).collect();
         let dropped: &[(&str, &[u8])] = &[
             ("authorization", b"Basic dTpw"),
             ("proxy-authorization", b"Basic dTpw"),
@@ -477,8 +481,11 @@ mod tests {
             ("forwarded", b"for=10.0.0.1"),
             ("x-real-ip", b"10.0.0.1"),
         ];
-        let selected = select_headers(&headers(&[kept.as_slice(), dropped].concat()));
-        let expected: BTreeMap<String, String> = KEPT_HEADERS
+        let selected = select_headers(
+            &headers(&[kept.as_slice(), dropped].concat()),
+            PROVIDER_HEADERS,
+        );
+        let expected: BTreeMap<String, String> = allowed
             .iter()
             .map(|n| ((*n).to_owned(), "v".to_owned()))
             .collect();
@@ -488,14 +495,17 @@ mod tests {
     #[test]
     fn repeats_are_joined_long_values_capped_and_non_utf8_dropped() {
         let long = format!("a{}", "é".repeat(600));
-        let selected = select_headers(&headers(&[
-            ("x-github-event", b"push"),
-            ("x-github-event", b"\xff"),
-            ("x-github-event", b"ping"),
-            ("webhook-id", b"\xc3\x28"),
-            ("user-agent", "Bot/é".as_bytes()),
-            ("stripe-signature", long.as_bytes()),
-        ]));
+        let selected = select_headers(
+            &headers(&[
+                ("x-github-event", b"push"),
+                ("x-github-event", b"\xff"),
+                ("x-github-event", b"ping"),
+                ("webhook-id", b"\xc3\x28"),
+                ("user-agent", "Bot/é".as_bytes()),
+                ("stripe-signature", long.as_bytes()),
+            ]),
+            PROVIDER_HEADERS,
+        );
         assert_eq!(selected["x-github-event"], "push, ping");
         assert!(!selected.contains_key("webhook-id"));
         assert_eq!(selected["user-agent"], "Bot/é");

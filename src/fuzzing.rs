@@ -541,6 +541,7 @@ async fn map_and_encode(
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("application/octet-stream"),
                 headers: request.headers,
+                provider_headers: source.provider.dead_letter_headers(),
                 event_id: None,
                 topic: None,
             });

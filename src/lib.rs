@@ -32,6 +32,7 @@ pub mod event;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
+pub mod https;
 pub mod loadgen;
 pub mod metrics;
 pub mod pipeline;

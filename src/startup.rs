@@ -63,14 +63,7 @@ pub struct Application {
     shutdown_delay: Duration,
 }
 
-/// Installs rustls' ring provider as the process default (outbound HTTPS: SNS certificates and
-/// subscription confirmations). ring is already in the tree for NATS TLS; one provider, one C build.
-/// Idempotent: a second call finds one installed and leaves it.
-pub fn install_crypto_provider() {
-    let _already_installed = rustls::crypto::ring::default_provider()
-        .install_default()
-        .is_err();
-}
+pub use crate::https::install_crypto_provider;
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {

@@ -238,12 +238,12 @@ mod tests {
         );
     }
 
-    #[test]
-    fn released_keys_can_be_claimed_again() {
+    #[tokio::test]
+    async fn released_keys_can_be_claimed_again() {
         let s = MemoryDedup::new(10);
         let t0 = Instant::now();
         new(&s, "a", t0);
-        crate::providers::block_on(s.release("a")).unwrap();
+        s.release("a").await.unwrap();
         new(&s, "a", t0);
     }
 

@@ -10,11 +10,15 @@ use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{IntCounterVec, Opts};
 
-use crate::pipeline::Pipeline;
-use crate::providers::AnyProvider;
+/// What can list each source's certificate counters: the pipeline, which holds the sources. A
+/// trait here, so that metrics knows nothing of the pipeline or of which providers fetch.
+pub trait CertificateCounts: Send + Sync {
+    /// `(source, cache hits, fetches)` for each source whose provider fetches certificates.
+    fn certificate_counts(&self) -> Vec<(String, u64, u64)>;
+}
 
 pub struct SnsCertificateCollector {
-    pipeline: Weak<Pipeline>,
+    counts: Weak<dyn CertificateCounts>,
     template_hits: IntCounterVec,
     template_fetches: IntCounterVec,
 }
@@ -39,10 +43,11 @@ fn vectors() -> Result<(IntCounterVec, IntCounterVec), prometheus::Error> {
 }
 
 impl SnsCertificateCollector {
-    pub fn new(pipeline: &Arc<Pipeline>) -> Result<Self, prometheus::Error> {
+    pub fn new<C: CertificateCounts + 'static>(counts: &Arc<C>) -> Result<Self, prometheus::Error> {
         let (template_hits, template_fetches) = vectors()?;
+        let counts: Weak<C> = Arc::downgrade(counts);
         Ok(SnsCertificateCollector {
-            pipeline: Arc::downgrade(pipeline),
+            counts,
             template_hits,
             template_fetches,
         })
@@ -57,18 +62,15 @@ impl Collector for SnsCertificateCollector {
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
-        let Some(pipeline) = self.pipeline.upgrade() else {
+        let Some(counts) = self.counts.upgrade() else {
             return Vec::new();
         };
         let Ok((hits, fetches)) = vectors() else {
             return Vec::new();
         };
-        for source in pipeline.sources() {
-            if let AnyProvider::TimeTap(t) = &source.config.provider {
-                let (h, f) = t.cert_stats();
-                hits.with_label_values(&[&source.config.name]).inc_by(h);
-                fetches.with_label_values(&[&source.config.name]).inc_by(f);
-            }
+        for (source, h, f) in counts.certificate_counts() {
+            hits.with_label_values(&[&source]).inc_by(h);
+            fetches.with_label_values(&[&source]).inc_by(f);
         }
         let mut families = hits.collect();
         families.extend(fetches.collect());

@@ -31,6 +31,7 @@ impl Pipeline {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("application/octet-stream"),
             headers: request.headers,
+            provider_headers: provider.dead_letter_headers(),
             event_id,
             topic,
         })

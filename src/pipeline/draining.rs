@@ -61,6 +61,7 @@ impl Pipeline {
             body: bytes::Bytes::from(entry.message.payload.clone()),
             body_content_type: entry.message.cloudevent.content_type,
             headers: &actix_web::http::header::HeaderMap::new(),
+            provider_headers: &[],
             event_id: Some(&entry.message.dedup_key),
             topic: Some(&entry.message.topic),
         });

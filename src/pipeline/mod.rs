@@ -561,3 +561,15 @@ impl Pipeline {
         result
     }
 }
+
+impl crate::metrics::sns::CertificateCounts for Pipeline {
+    fn certificate_counts(&self) -> Vec<(String, u64, u64)> {
+        self.sources()
+            .iter()
+            .filter_map(|s| {
+                let (hits, fetches) = s.config.provider.certificate_counts()?;
+                Some((s.config.name.clone(), hits, fetches))
+            })
+            .collect()
+    }
+}

@@ -9,11 +9,13 @@
 //! says more will come) and published as `calendar.other`.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
 use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::any::FromVerifyTable;
 use super::{MapError, Mapped, Provider, Verified, WebhookRequest, resolve_secrets, settings};
 use crate::event::{CalendarChange, CanonicalEvent, EventData, EventId};
 use crate::secret::SecretRef;
@@ -102,9 +104,30 @@ fn canonical_type(kind: &str) -> &'static str {
     }
 }
 
+impl FromVerifyTable for Cronofy {
+    const KINDS: &'static [&'static str] = &["cronofy"];
+    fn from_verify_table(
+        key: &str,
+        _kind: &str,
+        verify: &toml::Table,
+        env: &HashMap<String, String>,
+    ) -> Result<Self, Vec<ConfigIssue>> {
+        Self::from_config(key, verify, env)
+    }
+}
+
 impl Provider for Cronofy {
     fn kind(&self) -> &'static str {
         KIND
+    }
+
+    fn default_dedup_window(&self) -> Duration {
+        // Cronofy retries for 24 h, then closes the channel.
+        Duration::from_secs(25 * 3600)
+    }
+
+    fn dead_letter_headers(&self) -> &'static [&'static str] {
+        &["cronofy-hmac-sha256"]
     }
 
     async fn verify<'a>(

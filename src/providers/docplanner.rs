@@ -9,12 +9,14 @@
 //! published as `docplanner.other`, never refused (the SDK enum lags the API).
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::any::FromVerifyTable;
 use super::{MapError, Mapped, Provider, Verified, WebhookRequest, resolve_secrets, settings};
 use crate::event::{Appointment, CanonicalEvent, EventData, EventId};
 use crate::secret::{Secret, SecretRef};
@@ -120,9 +122,38 @@ fn booking(data: &Value) -> Option<&Value> {
     .find_map(|k| data.get(*k))
 }
 
+impl FromVerifyTable for Docplanner {
+    const KINDS: &'static [&'static str] = &["docplanner"];
+    fn from_verify_table(
+        key: &str,
+        _kind: &str,
+        verify: &toml::Table,
+        env: &HashMap<String, String>,
+    ) -> Result<Self, Vec<ConfigIssue>> {
+        Self::from_config(key, verify, env)
+    }
+}
+
 impl Provider for Docplanner {
     fn kind(&self) -> &'static str {
         KIND
+    }
+
+    fn default_dedup_window(&self) -> Duration {
+        // Docplanner re-dispatches on release for up to 14 days after creation.
+        Duration::from_secs(15 * 24 * 3600)
+    }
+
+    fn never_resends(&self) -> bool {
+        true
+    }
+
+    fn authenticates(&self) -> bool {
+        self.has_credential()
+    }
+
+    fn supports_reconcile(&self) -> bool {
+        true
     }
 
     async fn verify<'a>(

@@ -7,11 +7,13 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
 
 use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::any::FromVerifyTable;
 use super::{MapError, Mapped, Provider, Verified, WebhookRequest, resolve_secrets, settings};
 use crate::event::{CanonicalEvent, EventId};
 use crate::secret::{Secret, SecretRef};
@@ -550,9 +552,38 @@ impl HmacScheme {
     }
 }
 
+impl FromVerifyTable for Generic {
+    const KINDS: &'static [&'static str] = &["generic", "github", "stripe", "standard_webhooks"];
+    fn from_verify_table(
+        key: &str,
+        kind: &str,
+        verify: &toml::Table,
+        env: &HashMap<String, String>,
+    ) -> Result<Self, Vec<ConfigIssue>> {
+        Self::from_config(key, kind, verify, env)
+    }
+}
+
 impl Provider for Generic {
     fn kind(&self) -> &'static str {
         self.kind
+    }
+
+    fn default_dedup_window(&self) -> Duration {
+        Duration::from_secs(72 * 3600)
+    }
+
+    fn dead_letter_headers(&self) -> &'static [&'static str] {
+        &[
+            "x-github-event",
+            "x-github-delivery",
+            "x-hub-signature-256",
+            "stripe-signature",
+            // Standard Webhooks: the signature covers id, timestamp and body.
+            "webhook-id",
+            "webhook-timestamp",
+            "webhook-signature",
+        ]
     }
 
     async fn verify<'a>(

@@ -11,8 +11,13 @@ pub mod salesking;
 pub mod service_optimizer;
 pub mod timetap;
 
+pub mod any;
+
+pub use any::{AnyProvider, kinds};
+
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::time::Duration;
 
 use actix_web::http::header::HeaderMap;
 use bytes::Bytes;
@@ -156,6 +161,33 @@ pub trait Provider {
         source: &str,
         verified: Verified<'_>,
     ) -> impl Future<Output = Result<Mapped, MapError>>;
+    /// How long this provider may resend one notification: the default dedup window.
+    fn default_dedup_window(&self) -> Duration;
+    /// True for providers that push each event once whatever we answer (Docplanner): they need
+    /// durable acceptance rather than a 503.
+    fn never_resends(&self) -> bool {
+        false
+    }
+    /// False when, as configured, the provider checks no credential of its own (Docplanner without
+    /// an API key): such a source must have an IP allowlist.
+    fn authenticates(&self) -> bool {
+        true
+    }
+    /// True for providers with an API to pull missed events from and ask for re-delivery.
+    fn supports_reconcile(&self) -> bool {
+        false
+    }
+    /// Request headers a dead letter keeps besides `content-type` and `user-agent`: the ones that
+    /// say what the delivery was, never a credential (a signature is not one: it is over this body
+    /// and cannot be replayed on another).
+    fn dead_letter_headers(&self) -> &'static [&'static str] {
+        &[]
+    }
+    /// (certificate cache hits, certificate fetches) since start, for providers whose scheme
+    /// fetches signing certificates (SNS).
+    fn certificate_counts(&self) -> Option<(u64, u64)> {
+        None
+    }
     fn reply_style(&self) -> ReplyStyle {
         ReplyStyle::Standard
     }
@@ -167,151 +199,6 @@ pub trait Provider {
     /// dead-letter topic is written only by hookbridge after verification, so it is trusted.
     fn redrive_facts(&self, _body: &Bytes) -> Facts {
         Facts::None
-    }
-}
-
-/// Every provider kind hookbridge knows, built from a source's `verify` table.
-#[derive(Debug, Clone)]
-pub enum AnyProvider {
-    Cronofy(cronofy::Cronofy),
-    Generic(Box<generic::Generic>),
-    ServiceOptimizer(service_optimizer::ServiceOptimizer),
-    Docplanner(docplanner::Docplanner),
-    SalesKing(salesking::SalesKing),
-    TimeTap(timetap::TimeTap),
-}
-
-/// Provider kinds accepted in `sources.*.provider`.
-pub const PROVIDER_KINDS: &[&str] = &[
-    "cronofy",
-    "timetap",
-    "service_optimizer",
-    "docplanner",
-    "salesking",
-    "generic",
-    "github",
-    "stripe",
-    "standard_webhooks",
-];
-
-/// Calls the same method on whichever provider this is (static dispatch: no boxed futures).
-macro_rules! dispatch {
-    ($self:expr, $p:ident => $body:expr) => {
-        match $self {
-            AnyProvider::Cronofy($p) => $body,
-            AnyProvider::Generic($p) => $body,
-            AnyProvider::ServiceOptimizer($p) => $body,
-            AnyProvider::Docplanner($p) => $body,
-            AnyProvider::SalesKing($p) => $body,
-            AnyProvider::TimeTap($p) => $body,
-        }
-    };
-}
-
-impl AnyProvider {
-    /// Builds a provider from its config. `key` is the path of the `verify` table, for error messages;
-    /// an issue with an empty key is about the provider kind itself.
-    pub fn from_config(
-        key: &str,
-        kind: &str,
-        verify: &toml::Table,
-        env: &HashMap<String, String>,
-    ) -> Result<Self, Vec<ConfigIssue>> {
-        match kind {
-            "cronofy" => cronofy::Cronofy::from_config(key, verify, env).map(AnyProvider::Cronofy),
-            "service_optimizer" => {
-                service_optimizer::ServiceOptimizer::from_config(key, verify, env)
-                    .map(AnyProvider::ServiceOptimizer)
-            }
-            "docplanner" => {
-                docplanner::Docplanner::from_config(key, verify, env).map(AnyProvider::Docplanner)
-            }
-            "salesking" => {
-                salesking::SalesKing::from_config(key, verify, env).map(AnyProvider::SalesKing)
-            }
-            "timetap" => timetap::TimeTap::from_config(key, verify, env).map(AnyProvider::TimeTap),
-            "generic" | "github" | "stripe" | "standard_webhooks" => {
-                generic::Generic::from_config(key, kind, verify, env)
-                    .map(|g| AnyProvider::Generic(Box::new(g)))
-            }
-            other => Err(vec![ConfigIssue::new(
-                "",
-                format!(
-                    "unknown provider `{other}`; expected one of: {}",
-                    PROVIDER_KINDS.join(", ")
-                ),
-            )]),
-        }
-    }
-}
-
-impl AnyProvider {
-    /// False when, as configured, the provider checks no credential of its own (Docplanner without
-    /// an API key): such a source must have an IP allowlist.
-    /// How long this provider may resend one notification: the default dedup window.
-    pub fn default_dedup_window(&self) -> std::time::Duration {
-        const HOUR: u64 = 3600;
-        std::time::Duration::from_secs(match self {
-            // SNS retries for at most an hour; keep margin for clock skew.
-            AnyProvider::TimeTap(_) => 2 * HOUR,
-            // Cronofy retries for 24 h, then closes the channel.
-            AnyProvider::Cronofy(_) => 25 * HOUR,
-            // Docplanner re-dispatches on release for up to 14 days after creation.
-            AnyProvider::Docplanner(_) => 15 * 24 * HOUR,
-            // ServiceOptimizer keeps undelivered notifications `notification_days_before` days.
-            AnyProvider::ServiceOptimizer(_) => 7 * 24 * HOUR,
-            // signed_request is accepted for an hour after issued_at.
-            AnyProvider::SalesKing(_) => 2 * HOUR,
-            AnyProvider::Generic(_) => 72 * HOUR,
-        })
-    }
-
-    /// True for providers that push each event once whatever we answer (Docplanner): they need
-    /// durable acceptance rather than a 503.
-    pub fn never_resends(&self) -> bool {
-        matches!(self, AnyProvider::Docplanner(_))
-    }
-
-    /// True for providers with an API to pull missed events from and ask for re-delivery.
-    pub fn supports_reconcile(&self) -> bool {
-        matches!(self, AnyProvider::Docplanner(_))
-    }
-
-    pub fn authenticates(&self) -> bool {
-        match self {
-            AnyProvider::Docplanner(d) => d.has_credential(),
-            AnyProvider::TimeTap(t) => t.has_credential(),
-            _ => true,
-        }
-    }
-}
-
-impl Provider for AnyProvider {
-    fn kind(&self) -> &'static str {
-        dispatch!(self, p => p.kind())
-    }
-
-    async fn verify<'a>(
-        &self,
-        request: &'a WebhookRequest<'a>,
-    ) -> Result<Verified<'a>, VerifyError> {
-        dispatch!(self, p => p.verify(request).await)
-    }
-
-    async fn map(&self, source: &str, verified: Verified<'_>) -> Result<Mapped, MapError> {
-        dispatch!(self, p => p.map(source, verified).await)
-    }
-
-    fn reply_style(&self) -> ReplyStyle {
-        dispatch!(self, p => p.reply_style())
-    }
-
-    fn redact_for_dead_letter(&self, body: &Bytes) -> Bytes {
-        dispatch!(self, p => p.redact_for_dead_letter(body))
-    }
-
-    fn redrive_facts(&self, body: &Bytes) -> Facts {
-        dispatch!(self, p => p.redrive_facts(body))
     }
 }
 

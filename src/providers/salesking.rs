@@ -18,6 +18,7 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::any::FromVerifyTable;
 use super::{
     Facts, MapError, Mapped, Provider, Verified, WebhookRequest, resolve_secrets, settings,
 };
@@ -115,9 +116,26 @@ fn time_field(
     }
 }
 
+impl FromVerifyTable for SalesKing {
+    const KINDS: &'static [&'static str] = &["salesking"];
+    fn from_verify_table(
+        key: &str,
+        _kind: &str,
+        verify: &toml::Table,
+        env: &HashMap<String, String>,
+    ) -> Result<Self, Vec<ConfigIssue>> {
+        Self::from_config(key, verify, env)
+    }
+}
+
 impl Provider for SalesKing {
     fn kind(&self) -> &'static str {
         KIND
+    }
+
+    fn default_dedup_window(&self) -> Duration {
+        // signed_request is accepted for an hour after issued_at.
+        Duration::from_secs(2 * 3600)
     }
 
     /// The raw body holds the access token in base64: keep only the decoded payload without its

@@ -13,9 +13,11 @@
 //! the second, genuine notification would be swallowed as a duplicate for the whole window.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::any::FromVerifyTable;
 use super::{
     MapError, Mapped, Provider, ReplyStyle, Verified, WebhookRequest, resolve_secrets, settings,
 };
@@ -124,9 +126,26 @@ fn action(kind: &str) -> &'static str {
     }
 }
 
+impl FromVerifyTable for ServiceOptimizer {
+    const KINDS: &'static [&'static str] = &["service_optimizer"];
+    fn from_verify_table(
+        key: &str,
+        _kind: &str,
+        verify: &toml::Table,
+        env: &HashMap<String, String>,
+    ) -> Result<Self, Vec<ConfigIssue>> {
+        Self::from_config(key, verify, env)
+    }
+}
+
 impl Provider for ServiceOptimizer {
     fn kind(&self) -> &'static str {
         KIND
+    }
+
+    fn default_dedup_window(&self) -> Duration {
+        // ServiceOptimizer keeps undelivered notifications `notification_days_before` days.
+        Duration::from_secs(7 * 24 * 3600)
     }
 
     fn reply_style(&self) -> ReplyStyle {

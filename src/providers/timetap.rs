@@ -21,6 +21,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::any::FromVerifyTable;
 use super::{
     Facts, MapError, Mapped, Provider, Verified, WebhookRequest, resolve_secrets, settings,
 };
@@ -206,9 +207,44 @@ fn appointment(json: &Value) -> Appointment {
     }
 }
 
+impl FromVerifyTable for TimeTap {
+    const KINDS: &'static [&'static str] = &["timetap"];
+    fn from_verify_table(
+        key: &str,
+        _kind: &str,
+        verify: &toml::Table,
+        env: &HashMap<String, String>,
+    ) -> Result<Self, Vec<ConfigIssue>> {
+        Self::from_config(key, verify, env)
+    }
+}
+
 impl Provider for TimeTap {
     fn kind(&self) -> &'static str {
         KIND
+    }
+
+    fn default_dedup_window(&self) -> Duration {
+        // SNS retries for at most an hour; keep margin for clock skew.
+        Duration::from_secs(2 * 3600)
+    }
+
+    fn authenticates(&self) -> bool {
+        self.has_credential()
+    }
+
+    fn dead_letter_headers(&self) -> &'static [&'static str] {
+        // The signature is inside the message body; these say which message it was.
+        &[
+            "x-amz-sns-message-type",
+            "x-amz-sns-message-id",
+            "x-amz-sns-topic-arn",
+            "x-amz-sns-subscription-arn",
+        ]
+    }
+
+    fn certificate_counts(&self) -> Option<(u64, u64)> {
+        Some(self.cert_stats())
     }
 
     fn redrive_facts(&self, body: &Bytes) -> Facts {

@@ -117,11 +117,14 @@ pub struct SchemaRegistry {
 
 impl SchemaRegistry {
     pub fn new(config: RegistryConfig) -> Result<Self, String> {
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout)
-            .build()
-            .map_err(|e| format!("schema registry client: {e}"))?;
+        let http = crate::https::client(
+            "the schema registry",
+            crate::https::Outbound {
+                timeout: config.timeout,
+                https_only: false,
+                follow_redirects: true,
+            },
+        )?;
         Ok(SchemaRegistry {
             http,
             config,
@@ -394,7 +397,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unreachable_registry_is_unavailable_and_nothing_is_framed() {
-        crate::startup::install_crypto_provider();
+        crate::https::install_crypto_provider();
         let r = registry(SubjectNaming::Topic);
         let err = r.frame("t", Writer::Event, &[1, 2]).await.unwrap_err();
         assert!(matches!(err, RegistryError::Unavailable(_)), "{err}");

@@ -68,12 +68,15 @@ pub struct DocplannerApi {
 
 impl DocplannerApi {
     pub fn new(config: ReconcileConfig) -> Result<Self, String> {
-        crate::startup::install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| format!("HTTP client: {e}"))?;
+        // http:// is allowed for loopback only, which validation has checked.
+        let http = crate::https::client(
+            "the Docplanner API",
+            crate::https::Outbound {
+                timeout: REQUEST_TIMEOUT,
+                https_only: false,
+                follow_redirects: false,
+            },
+        )?;
         Ok(DocplannerApi {
             http,
             config,

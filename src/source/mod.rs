@@ -14,7 +14,7 @@ use serde::Deserialize;
 pub use limits::{RateLimit, RawAllow, RawRateLimit};
 pub use reconcile::{RawReconcile, ReconcileConfig};
 
-use crate::providers::AnyProvider;
+use crate::providers::{AnyProvider, Provider};
 use crate::publish::topic::TopicTemplate;
 use crate::section::ConfigIssue;
 use crate::verify::ip::IpAllowlist;

@@ -1,5 +1,5 @@
 //! Shared verification pieces. Nothing in here knows a provider's name: providers (in
-//! `crate::providers`) are presets assembled from these blocks.
+//! the `providers` folder) are presets assembled from these blocks.
 
 pub mod hmac;
 pub mod ip;

@@ -14,14 +14,14 @@ pub(super) const MAX_BODY: usize = 64 * 1024;
 /// Builds the client. `reqwest` is compiled without a rustls crypto provider and panics when none
 /// is installed, so that case is turned into an error here instead.
 pub(super) fn build_client() -> Result<reqwest::Client, String> {
-    // reqwest is built without a built-in provider; make sure the process has one.
-    crate::startup::install_crypto_provider();
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .https_only(true)
-        .timeout(TIMEOUT)
-        .build()
-        .map_err(|e| format!("cannot build the HTTPS client for SNS: {e}"))
+    crate::https::client(
+        "SNS",
+        crate::https::Outbound {
+            timeout: TIMEOUT,
+            https_only: true,
+            follow_redirects: false,
+        },
+    )
 }
 
 /// GETs `url` and returns the body of a 200 response of at most `max` bytes. The error is a short
