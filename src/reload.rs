@@ -130,12 +130,9 @@ impl Reloader {
         };
         let count = sources.len();
         for source in sources.values() {
-            let provider = crate::providers::Provider::kind(&source.config.provider);
-            self.pipeline.metrics().initialize_source(
-                &source.config.name,
-                provider,
-                source.config.reconcile.is_some(),
-            );
+            self.pipeline
+                .metrics()
+                .initialize_source(&source.config.name, source.config.reconcile.is_some());
         }
         self.pipeline.replace_sources(sources);
         if sections.is_empty() {
@@ -196,7 +193,11 @@ fn build_sources(
                 })?;
             Ok((
                 name.clone(),
-                Arc::new(Source::new(source_config.clone(), publisher)),
+                Arc::new(Source::new(
+                    source_config.clone(),
+                    publisher,
+                    pipeline.metrics(),
+                )),
             ))
         })
         .collect()

@@ -257,7 +257,7 @@ pub async fn build_pipeline(
         };
         sources.insert(
             name.clone(),
-            Arc::new(Source::new(source_config.clone(), publisher)),
+            Arc::new(Source::new(source_config.clone(), publisher, &metrics)),
         );
     }
     prepare_registries(&publishers, &sources).await?;
@@ -332,12 +332,9 @@ pub async fn build_pipeline(
         }
     }
     for source in pipeline.sources() {
-        let provider = crate::providers::Provider::kind(&source.config.provider);
-        pipeline.metrics().initialize_source(
-            &source.config.name,
-            provider,
-            source.config.reconcile.is_some(),
-        );
+        pipeline
+            .metrics()
+            .initialize_source(&source.config.name, source.config.reconcile.is_some());
     }
     let certificates = crate::metrics::sns::SnsCertificateCollector::new(&pipeline)?;
     pipeline

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use super::AppState;
 use super::error::IngressError;
 use super::reply;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Outcome};
 use crate::pipeline::{Accepted, PipelineError};
 use crate::providers::Provider as _;
 use crate::providers::WebhookRequest;
@@ -35,21 +35,12 @@ pub async fn receive(
     let refuse = |error| IngressError::for_source(error, style);
     // Back-pressure: a full gateway says so at once instead of queueing without bound.
     let Ok(_permit) = state.in_flight.clone().try_acquire_owned() else {
-        metrics
-            .webhooks
-            .with_label_values(&[
-                source.config.name.as_str(),
-                source.config.provider.kind(),
-                "overloaded",
-            ])
-            .inc();
+        source.metrics.webhook(Outcome::Overloaded);
         return Err(refuse(IngressError::Overloaded {
             retry_after_seconds: state.retry_after_seconds,
         }));
     };
     let _in_flight = InFlight::enter(metrics);
-    let name = source.config.name.as_str();
-    let provider = source.config.provider.kind();
 
     // Headers are parsed by now (the codec caps them at 128 KiB); a webhook needs far less.
     let header_bytes: usize = request
@@ -58,10 +49,7 @@ pub async fn receive(
         .map(|(k, v)| k.as_str().len() + v.len())
         .sum();
     if header_bytes > state.max_header_bytes {
-        metrics
-            .webhooks
-            .with_label_values(&[name, provider, "too_large"])
-            .inc();
+        source.metrics.webhook(Outcome::TooLarge);
         return Err(refuse(IngressError::HeadersTooLarge {
             limit: state.max_header_bytes,
         }));
@@ -72,21 +60,14 @@ pub async fn receive(
     let body = match tokio::time::timeout(state.body_timeout, read).await {
         Ok(Ok(body)) => body,
         Ok(Err(e)) => {
-            let outcome = match e {
-                IngressError::PayloadTooLarge { .. } => "too_large",
-                _ => "unreadable",
-            };
-            metrics
-                .webhooks
-                .with_label_values(&[name, provider, outcome])
-                .inc();
+            source.metrics.webhook(match e {
+                IngressError::PayloadTooLarge { .. } => Outcome::TooLarge,
+                _ => Outcome::Unreadable,
+            });
             return Err(refuse(e));
         }
         Err(_elapsed) => {
-            metrics
-                .webhooks
-                .with_label_values(&[name, provider, "timed_out"])
-                .inc();
+            source.metrics.webhook(Outcome::TimedOut);
             return Err(refuse(IngressError::BodyTimeout {
                 seconds: state.body_timeout.as_secs(),
             }));
@@ -103,10 +84,7 @@ pub async fn receive(
     let outcome = result
         .as_ref()
         .map_or_else(PipelineError::outcome, Accepted::outcome);
-    metrics
-        .request_duration
-        .with_label_values(&[name, outcome])
-        .observe(started.elapsed().as_secs_f64());
+    source.metrics.request_finished(outcome, started.elapsed());
     match result {
         Ok(accepted) => Ok(reply::success(style, &accepted)),
         Err(error) => Err(IngressError::Pipeline {

@@ -4,29 +4,28 @@
 //! Label values are bounded: configured source and publisher names, provider kinds, and the fixed
 //! outcome and reason codes. Never ids, paths or anything a sender chose.
 
+pub mod outcome;
 pub mod sns;
+mod source;
+
+pub use outcome::Outcome;
+pub use source::SourceMetrics;
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
 
-/// Every `outcome` of `hookbridge_webhooks_total`.
-pub const OUTCOMES: &[&str] = &[
-    "published",
-    "duplicate",
-    "spooled",
-    "dead_lettered",
-    "handled",
-    "rejected",
-    "invalid",
-    "failed",
-    "too_large",
-    "overloaded",
-    "rate_limited",
-    "timed_out",
-    "unreadable",
-];
+/// Every `outcome` of `hookbridge_webhooks_total`, as label values.
+pub const OUTCOMES: [&str; Outcome::ALL.len()] = {
+    let mut names = [""; Outcome::ALL.len()];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = Outcome::ALL[i].as_str();
+        i += 1;
+    }
+    names
+};
 
 /// Request and publish latency buckets, in seconds: dense below the providers' 5 s deadline.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -353,12 +352,8 @@ impl Metrics {
 
     /// Creates the label sets a source will use, at zero, so `rate()` and alerts see them before
     /// the first event (Prometheus treats a missing series differently from a zero).
-    pub fn initialize_source(&self, source: &str, provider: &str, reconciles: bool) {
-        for outcome in OUTCOMES {
-            self.webhooks
-                .with_label_values(&[source, provider, outcome]);
-        }
-        self.dedup_hits.with_label_values(&[source, provider]);
+    /// (`webhooks_total` and `dedup_hits_total` are created by [`SourceMetrics::new`].)
+    pub fn initialize_source(&self, source: &str, reconciles: bool) {
         self.spool_drained.with_label_values(&[source]);
         self.spool_duplicates.with_label_values(&[source]);
         self.dedup_unavailable.with_label_values(&[source]);

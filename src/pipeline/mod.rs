@@ -21,110 +21,8 @@ use crate::metrics::Metrics;
 use crate::providers::{MapError, Mapped, Provider, Verified, WebhookRequest};
 use crate::publish::topic::TopicVars;
 use crate::publish::{NamedPublisher, OutboundMessage, PublishError, Publisher};
-use crate::source::{BrokerFailure, SourceConfig};
+use crate::source::BrokerFailure;
 use crate::spool::{Spool, SpoolEntry, SpoolError};
-use crate::verify::VerifyError;
-use rate_limit::RateLimiter;
-
-/// A configured source with the publisher its events go to.
-pub struct Source {
-    pub config: SourceConfig,
-    pub publisher: Arc<NamedPublisher>,
-    /// The source's rate limit, when it has one. A reload starts it afresh.
-    limiter: Option<RateLimiter>,
-}
-
-impl Source {
-    pub fn new(config: SourceConfig, publisher: Arc<NamedPublisher>) -> Self {
-        Source {
-            limiter: config.rate_limit.map(RateLimiter::new),
-            config,
-            publisher,
-        }
-    }
-}
-
-/// What happened to an accepted webhook.
-#[derive(Debug, Clone)]
-pub enum Accepted {
-    /// The broker acknowledged the event.
-    Published { event_id: EventId, topic: String },
-    /// Authentic, handled, nothing to publish (an SNS subscription handshake).
-    Handled { code: &'static str },
-    /// Already published within the source's dedup window: answered 2xx so the provider stops.
-    Duplicate { event_id: EventId },
-    /// The broker could not take it in time; it is on disk and will be published by the drainer.
-    Spooled { event_id: EventId },
-    /// Authentic but not mappable, or refused by the broker for good: kept on the dead-letter topic.
-    DeadLettered { code: String },
-}
-
-impl Accepted {
-    /// The `outcome` label of `hookbridge_webhooks_total` (and of the request histogram).
-    pub fn outcome(&self) -> &'static str {
-        match self {
-            Accepted::Published { .. } => "published",
-            Accepted::Handled { .. } => "handled",
-            Accepted::Duplicate { .. } => "duplicate",
-            Accepted::Spooled { .. } => "spooled",
-            Accepted::DeadLettered { .. } => "dead_lettered",
-        }
-    }
-}
-
-/// Why a webhook was not published. Each variant has its own HTTP answer (see `http::error`).
-#[derive(Debug, thiserror::Error)]
-pub enum PipelineError {
-    #[error(transparent)]
-    Verify(#[from] VerifyError),
-    #[error(transparent)]
-    Map(#[from] MapError),
-    #[error(transparent)]
-    Encode(#[from] EncodeError),
-    #[error(transparent)]
-    Publish(#[from] PublishError),
-    /// Another request with the same dedup key is being published right now.
-    #[error("the same event is being published by another request; retry shortly")]
-    InFlight,
-    #[error("the dedup store is unavailable")]
-    Dedup(#[from] DedupError),
-    #[error("the broker is unavailable and the spool cannot take the event: {0}")]
-    Spool(SpoolError),
-    /// The source's rate limit is spent; `retry_after` is when there is budget again.
-    #[error("this source sends faster than its configured rate limit; retry later")]
-    RateLimited { retry_after: std::time::Duration },
-}
-
-impl PipelineError {
-    /// The stable code: JSON `code`, log field and, for verification, the metric reason.
-    pub fn code(&self) -> &'static str {
-        match self {
-            PipelineError::Verify(e) => e.code(),
-            PipelineError::Map(e) => e.code(),
-            PipelineError::Encode(_) => "encode_failed",
-            PipelineError::Publish(e) => e.code(),
-            PipelineError::InFlight => "in_flight",
-            PipelineError::Dedup(_) => "dedup_unavailable",
-            PipelineError::Spool(SpoolError::Full { .. }) => "spool_full",
-            PipelineError::Spool(_) => "spool_unavailable",
-            PipelineError::RateLimited { .. } => "rate_limited",
-        }
-    }
-
-    /// The `outcome` label of `hookbridge_webhooks_total`.
-    pub fn outcome(&self) -> &'static str {
-        match self {
-            PipelineError::Verify(_) => "rejected",
-            PipelineError::Map(_) => "invalid",
-            PipelineError::Encode(_)
-            | PipelineError::Publish(_)
-            | PipelineError::InFlight
-            | PipelineError::Dedup(_)
-            | PipelineError::Spool(_) => "failed",
-            PipelineError::RateLimited { .. } => "rate_limited",
-        }
-    }
-}
 
 /// How much longer than the publish deadline a pending dedup mark holds before another attempt
 /// may take it over (the claimer is presumed dead).
@@ -132,8 +30,13 @@ const PENDING_MARGIN: Duration = Duration::from_secs(5);
 
 mod dead_letters;
 mod draining;
+mod outcome;
 pub mod rate_limit;
+mod source;
 mod spooling;
+
+pub use outcome::{Accepted, PipelineError};
+pub use source::Source;
 
 pub struct Pipeline {
     /// Swapped whole on a config reload; requests keep the `Arc<Source>` they started with.
@@ -269,7 +172,6 @@ impl Pipeline {
         request: &WebhookRequest<'_>,
     ) -> Result<Accepted, PipelineError> {
         let result = self.run(source, request).await;
-        let provider = source.config.provider.kind();
         let name = source.config.name.as_str();
         match &result {
             Ok(Accepted::Published { event_id, topic }) => {
@@ -282,10 +184,7 @@ impl Pipeline {
                 tracing::warn!(source = name, %event_id, "broker unavailable: accepted into the spool");
             }
             Ok(Accepted::Duplicate { event_id }) => {
-                self.metrics
-                    .dedup_hits
-                    .with_label_values(&[name, provider])
-                    .inc();
+                source.metrics.duplicate();
                 tracing::info!(source = name, %event_id, "duplicate: already published");
             }
             Ok(Accepted::Handled { code }) => {
@@ -293,10 +192,7 @@ impl Pipeline {
             }
             Err(e) => {
                 if let PipelineError::Verify(v) = e {
-                    self.metrics
-                        .verification_failures
-                        .with_label_values(&[name, provider, v.code()])
-                        .inc();
+                    source.metrics.verification_failed(v.code());
                 }
                 tracing::warn!(source = name, code = e.code(), error = %e, "webhook not published");
             }
@@ -304,10 +200,7 @@ impl Pipeline {
         let outcome = result
             .as_ref()
             .map_or_else(PipelineError::outcome, Accepted::outcome);
-        self.metrics
-            .webhooks
-            .with_label_values(&[name, provider, outcome])
-            .inc();
+        source.metrics.webhook(outcome);
         result
     }
 

@@ -215,7 +215,7 @@ impl Reconciler {
         self.pipeline
             .map_and_deliver(&self.source, &request, Verified::pulled(&request))
             .await
-            .map(|accepted| accepted.outcome())
+            .map(|accepted| accepted.outcome().as_str())
     }
 
     async fn release(&self, next_release: &mut Instant) -> bool {

@@ -46,7 +46,8 @@ impl Setup {
             .sources
             .into_iter()
             .map(|(name, c)| {
-                let source = hookbridge::pipeline::Source::new(c, publisher.clone());
+                let metrics = self.app.pipeline.metrics();
+                let source = hookbridge::pipeline::Source::new(c, publisher.clone(), metrics);
                 (name, std::sync::Arc::new(source))
             })
             .collect();

@@ -1,0 +1,31 @@
+//! A configured source as the pipeline runs it: its config, its publisher, its rate limiter and
+//! its metric handles, built together at start and at every reload.
+
+use std::sync::Arc;
+
+use super::rate_limit::RateLimiter;
+use crate::metrics::{Metrics, SourceMetrics};
+use crate::providers::Provider;
+use crate::publish::NamedPublisher;
+use crate::source::SourceConfig;
+
+/// A configured source with the publisher its events go to.
+pub struct Source {
+    pub config: SourceConfig,
+    pub publisher: Arc<NamedPublisher>,
+    /// The source's rate limit, when it has one. A reload starts it afresh.
+    pub(super) limiter: Option<RateLimiter>,
+    /// Its request-path metric handles.
+    pub metrics: SourceMetrics,
+}
+
+impl Source {
+    pub fn new(config: SourceConfig, publisher: Arc<NamedPublisher>, metrics: &Metrics) -> Self {
+        Source {
+            metrics: SourceMetrics::new(metrics, &config.name, config.provider.kind()),
+            limiter: config.rate_limit.map(RateLimiter::new),
+            config,
+            publisher,
+        }
+    }
+}
