@@ -1,5 +1,5 @@
 //! Fuzz harnesses: one `pub fn <target>(data: &[u8])` per target in `fuzz/fuzz_targets/`, kept in
-//! the library so that `tests/api/fuzz_regressions.rs` replays stored inputs through exactly the
+//! the library so that `tests/api/fuzz_regressions/` replays stored inputs through exactly the
 //! code the fuzzer ran. Run them with `scripts/fuzz` (README, "Fuzzing").
 //!
 //! A harness never panics by itself: any panic, hang or out-of-memory is a finding in the code it

@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed assertion
 //! hookbridge's integration tests, compiled into one binary (link time matters on 2 cores).
-//! Every broker test runs against real brokers started by `brokers.rs`.
+//! Every broker test runs against real brokers started by `brokers/`.
 
 mod abuse;
 mod bad_input;
