@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use apache_avro::Schema;
-use apache_avro::writer::datum::GenericDatumWriter;
 use serde::ser::{Serialize, Serializer};
 
+use super::codec::SchemaCodec;
 use super::{Appointment, CalendarChange, CanonicalEvent, CrmRecord, EventData, to_micros};
 
 /// The canonical envelope schema, as committed.
@@ -38,12 +38,9 @@ impl From<String> for EncodeError {
     }
 }
 
-/// The parsed schema and a writer bound to it, shared by every request.
-pub struct EventCodec {
-    schema: &'static Schema,
-    writer: GenericDatumWriter<'static>,
-    fingerprint: String,
-}
+/// The event schema's codec, shared by every request. Its schema and fingerprint come from the
+/// [`SchemaCodec`] it derefs to.
+pub struct EventCodec(SchemaCodec);
 
 static SCHEMA: OnceLock<Result<Schema, String>> = OnceLock::new();
 static CODEC: OnceLock<Result<EventCodec, String>> = OnceLock::new();
@@ -53,63 +50,25 @@ impl EventCodec {
     /// `Application::build` catch before any request is served.
     pub fn get() -> Result<&'static EventCodec, EncodeError> {
         CODEC
-            .get_or_init(|| {
-                let (schema, writer, fingerprint) = load_schema(EVENT_AVSC, &SCHEMA)?;
-                Ok(EventCodec {
-                    schema,
-                    writer,
-                    fingerprint,
-                })
-            })
+            .get_or_init(|| SchemaCodec::load(EVENT_AVSC, &SCHEMA).map(EventCodec))
             .as_ref()
             .map_err(|e| EncodeError(e.clone()))
-    }
-
-    pub fn schema(&self) -> &'static Schema {
-        self.schema
-    }
-
-    /// Rabin fingerprint of the schema's canonical form (hex), as the Avro spec defines it.
-    pub fn fingerprint(&self) -> &str {
-        &self.fingerprint
     }
 
     /// Encodes one event as a bare Avro datum (no container header): consumers decode it with
     /// `schemas/event.avsc`, which the content type names.
     pub fn encode(&self, event: &CanonicalEvent) -> Result<Vec<u8>, EncodeError> {
-        let mut out = Vec::with_capacity(event.payload.len() + 256);
-        self.writer
-            .write_ser(&mut out, &AvroEvent(event))
-            .map_err(|e| EncodeError(e.to_string()))?;
-        Ok(out)
+        self.0
+            .write(&AvroEvent(event), event.payload.len() + 256)
+            .map_err(EncodeError)
     }
 }
 
-/// Parses an embedded schema once (into `cell`, which must be `'static` so writers can borrow it)
-/// and returns it with a writer bound to it and its spec-correct fingerprint. Shared by every codec.
-pub(crate) fn load_schema(
-    avsc: &'static str,
-    cell: &'static OnceLock<Result<Schema, String>>,
-) -> Result<(&'static Schema, GenericDatumWriter<'static>, String), String> {
-    // Process-wide and set once: every codec is loaded before anything is decoded.
-    let cap = apache_avro::util::max_allocation_bytes(MAX_DECODE_ALLOCATION_BYTES);
-    if cap > MAX_DECODE_ALLOCATION_BYTES {
-        tracing::warn!(
-            cap,
-            "apache-avro's allocation cap was set before hookbridge's"
-        );
+impl std::ops::Deref for EventCodec {
+    type Target = SchemaCodec;
+    fn deref(&self) -> &SchemaCodec {
+        &self.0
     }
-    let schema = cell
-        .get_or_init(|| Schema::parse_str(avsc).map_err(|e| e.to_string()))
-        .as_ref()
-        .map_err(Clone::clone)?;
-    let writer = GenericDatumWriter::builder(schema)
-        // The serializer already checks every value against the schema as it writes.
-        .validate(false)
-        .human_readable(false)
-        .build()
-        .map_err(|e| e.to_string())?;
-    Ok((schema, writer, super::fingerprint::rabin_hex(avsc)?))
 }
 
 /// Serializes a [`CanonicalEvent`] in `event.avsc` field order.
@@ -136,7 +95,7 @@ impl Serialize for AvroEvent<'_> {
     }
 }
 
-struct AvroBytes<'a>(&'a [u8]);
+pub(crate) struct AvroBytes<'a>(pub(crate) &'a [u8]);
 
 impl Serialize for AvroBytes<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

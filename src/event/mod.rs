@@ -3,6 +3,7 @@
 
 pub mod avro;
 pub mod cloudevents;
+pub mod codec;
 pub mod fingerprint;
 
 use std::collections::BTreeMap;
