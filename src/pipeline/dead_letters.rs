@@ -3,6 +3,7 @@
 //! answered 2xx, and recoverable with `hookbridge redrive`.
 
 use super::*;
+use crate::event::cloudevents::Envelope;
 
 impl Pipeline {
     #[allow(clippy::too_many_arguments)]
@@ -55,34 +56,19 @@ impl Pipeline {
             provider: source.config.provider.kind(),
             event_type: "dead_letter",
         });
-        let time = letter
-            .received_at
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
         let message = OutboundMessage {
             topic,
             key: name.to_owned(),
             dedup_key: letter.id.clone(),
-            cloudevent: CloudEventAttributes {
-                attributes: vec![
-                    ("specversion", "1.0".to_owned()),
-                    ("id", letter.id.clone()),
-                    ("source", format!("/hookbridge/sources/{name}")),
-                    (
-                        "type",
-                        format!("{}dead_letter", crate::event::cloudevents::TYPE_PREFIX),
-                    ),
-                    ("time", time),
-                    (
-                        "dataschema",
-                        format!(
-                            "urn:avro:{DEAD_LETTER_SCHEMA_NAME}:rabin:{}",
-                            codec.fingerprint()
-                        ),
-                    ),
-                ],
+            cloudevent: CloudEventAttributes::of_envelope(&Envelope {
+                id: &letter.id,
+                source: name,
+                event_type: "dead_letter",
+                time: letter.received_at,
+                schema_name: DEAD_LETTER_SCHEMA_NAME,
+                schema_fingerprint: codec.fingerprint(),
                 content_type: DEAD_LETTER_CONTENT_TYPE,
-            },
+            }),
             payload,
         };
         let stage = letter.stage.as_str();

@@ -7,30 +7,28 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::dead_letter::{
     DEAD_LETTER_CONTENT_TYPE, DEAD_LETTER_SCHEMA_NAME, DeadLetter, DeadLetterCodec,
     DeadLetterInput, Stage,
 };
-use crate::dedup::{AnyDedupStore, Claim, DedupError, DedupStore, Revision};
+use crate::dedup::{AnyDedupStore, Claim, Revision};
+use crate::event::EventId;
 use crate::event::avro::{EncodeError, EventCodec};
 use crate::event::cloudevents::CloudEventAttributes;
-use crate::event::{CanonicalEvent, EventId};
 use crate::metrics::Metrics;
 use crate::providers::{MapError, Mapped, Provider, Verified, WebhookRequest};
 use crate::publish::topic::TopicVars;
-use crate::publish::{NamedPublisher, OutboundMessage, PublishError, Publisher};
+use crate::publish::{NamedPublisher, OutboundMessage, PublishError};
 use crate::source::BrokerFailure;
 use crate::spool::{Spool, SpoolEntry, SpoolError};
 
-/// How much longer than the publish deadline a pending dedup mark holds before another attempt
-/// may take it over (the claimer is presumed dead).
-const PENDING_MARGIN: Duration = Duration::from_secs(5);
-
+mod claims;
 mod dead_letters;
 mod draining;
 mod outcome;
+mod publishing;
 pub mod rate_limit;
 mod source;
 mod spooling;
@@ -46,44 +44,10 @@ pub struct Pipeline {
     codec: &'static EventCodec,
     publish_timeout: Duration,
     dedup: AnyDedupStore,
-    dedup_health: StoreHealth,
+    dedup_health: claims::StoreHealth,
     spool: Option<Arc<Spool>>,
     /// The source table's generation, bumped by every reload.
     reloads: tokio::sync::watch::Sender<u64>,
-}
-
-/// When the dedup store last failed, so an outage is met with an immediate answer.
-struct StoreHealth {
-    started: Instant,
-    /// Milliseconds after `started` of the last failure; 0 for none.
-    failed_at_ms: std::sync::atomic::AtomicU64,
-}
-
-impl StoreHealth {
-    const QUIET: Duration = Duration::from_secs(1);
-
-    fn new() -> Self {
-        StoreHealth {
-            started: Instant::now(),
-            failed_at_ms: std::sync::atomic::AtomicU64::new(0),
-        }
-    }
-
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.started.elapsed().as_millis())
-            .unwrap_or(u64::MAX)
-            .max(1)
-    }
-
-    fn failed(&self) {
-        self.failed_at_ms
-            .store(self.now_ms(), std::sync::atomic::Ordering::Relaxed);
-    }
-
-    fn recently_failed(&self) -> bool {
-        let at = self.failed_at_ms.load(std::sync::atomic::Ordering::Relaxed);
-        at != 0 && self.now_ms().saturating_sub(at) < Self::QUIET.as_millis() as u64
-    }
 }
 
 impl Pipeline {
@@ -102,7 +66,7 @@ impl Pipeline {
             codec: EventCodec::get()?,
             publish_timeout,
             dedup,
-            dedup_health: StoreHealth::new(),
+            dedup_health: claims::StoreHealth::new(),
             spool,
             reloads: tokio::sync::watch::Sender::new(0),
         })
@@ -344,114 +308,6 @@ impl Pipeline {
             (Some(spool), BrokerFailure::Spool) => Some(spool),
             _ => None,
         }
-    }
-
-    /// Claims a dedup key within a quarter of the publish deadline, so that a store that is
-    /// down costs a request neither its deadline nor (when it spools) its event. After a failure
-    /// the store is not asked again for a second: during an outage every request would otherwise
-    /// wait out the same bound.
-    pub(crate) async fn claim(&self, key: &str, window: Duration) -> Result<Claim, DedupError> {
-        let pending_timeout = self.publish_timeout + PENDING_MARGIN;
-        self.bounded_by_store(self.dedup.claim(key, window, pending_timeout))
-            .await
-    }
-
-    pub(crate) async fn confirm(&self, key: &str, revision: Revision) {
-        let confirmed = self
-            .bounded_by_store(self.dedup.confirm(key, revision))
-            .await;
-        if let Err(e) = confirmed {
-            // The event is safe all the same; the pending mark expires, and at worst a retry is
-            // published again, which the broker-side id (Nats-Msg-Id) lets consumers drop.
-            tracing::warn!(%key, error = %e, "could not confirm a dedup key");
-        }
-    }
-
-    pub(crate) async fn release(&self, key: &str) {
-        if let Err(e) = self.bounded_by_store(self.dedup.release(key)).await {
-            // The pending mark expires after the publish deadline; until then a retry is 503.
-            tracing::warn!(%key, error = %e, "could not release a dedup key after a failed publish");
-        }
-    }
-
-    /// A dedup store call under the claim's budget, skipped while the store is known down: an
-    /// answer must not wait for a store that is gone, before or after the publish.
-    async fn bounded_by_store<T>(
-        &self,
-        call: impl Future<Output = Result<T, DedupError>>,
-    ) -> Result<T, DedupError> {
-        if self.dedup_health.recently_failed() {
-            return Err(DedupError("the dedup store failed moments ago".into()));
-        }
-        let budget = self.publish_timeout / 4;
-        let result = tokio::time::timeout(budget, call)
-            .await
-            .unwrap_or_else(|_| Err(DedupError(format!("no answer within {budget:?}"))));
-        if result.is_err() {
-            self.dedup_health.failed();
-        }
-        result
-    }
-
-    /// Avro body, CloudEvents headers, topic and key for one event.
-    pub fn encode(
-        &self,
-        source: &Source,
-        event: &CanonicalEvent,
-    ) -> Result<OutboundMessage, EncodeError> {
-        let topic = source.config.topic.render(&TopicVars {
-            source: &event.source,
-            provider: event.provider,
-            event_type: &event.event_type,
-        });
-        Ok(OutboundMessage {
-            topic,
-            key: event.partition_key.clone(),
-            // Scoped by source like the gateway's own claim: two sources sharing a stream may
-            // carry the same provider id, and JetStream would take the second for a duplicate.
-            dedup_key: format!("{}/{}", source.config.name, event.id),
-            cloudevent: CloudEventAttributes::of(event, self.codec.fingerprint()),
-            payload: self.codec.encode(event)?,
-        })
-    }
-
-    /// Publishes under the deadline; a failure marks the publisher unhealthy until the next
-    /// successful health check or publish, so `/readyz` reacts at once.
-    pub(crate) async fn publish(
-        &self,
-        publisher: &NamedPublisher,
-        message: &OutboundMessage,
-    ) -> Result<(), PublishError> {
-        let started = Instant::now();
-        let broker = publisher.inner.broker();
-        let result = match tokio::time::timeout(
-            self.publish_timeout,
-            publisher.inner.publish(message),
-        )
-        .await
-        {
-            Ok(result) => result,
-            Err(_elapsed) => Err(PublishError::Timeout(self.publish_timeout)),
-        };
-        match &result {
-            Ok(()) => {
-                self.metrics
-                    .publish_duration
-                    .with_label_values(&[&publisher.name, broker])
-                    .observe(started.elapsed().as_secs_f64());
-                publisher.set_healthy(true);
-            }
-            Err(e) => {
-                self.metrics
-                    .broker_errors
-                    .with_label_values(&[&publisher.name, broker, e.code()])
-                    .inc();
-                if !matches!(e, PublishError::Rejected(_)) {
-                    publisher.set_healthy(false);
-                }
-            }
-        }
-        result
     }
 }
 
