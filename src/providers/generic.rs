@@ -6,7 +6,6 @@
 //! GitHub values filled in, and any key the source sets wins.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Mutex, PoisonError};
 
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -15,11 +14,15 @@ use time::format_description::well_known::Rfc3339;
 use super::{MapError, Mapped, Provider, Verified, WebhookRequest, resolve_secrets, settings};
 use crate::config::{ConfigIssue, Secret, SecretRef};
 use crate::event::{CanonicalEvent, EventId};
-use crate::verify::VerifyError;
-use crate::verify::hmac::{DigestEncoding, HmacAlgorithm, HmacKeyring, split_list};
+use crate::verify::hmac::{
+    DigestEncoding, HmacAlgorithm, HmacKeyring, SecretEncoding, decode_secrets,
+};
 use crate::verify::jwt::{JwtSettings, JwtVerifier};
+use crate::verify::message_template::{MessageTemplate, Piece, Values};
+use crate::verify::signature_format::{Extracted, SignatureFormat};
 use crate::verify::timestamp::{Window, parse_unix_seconds};
 use crate::verify::token;
+use crate::verify::{VerifyError, intern};
 
 /// `[sources.NAME.verify]` for the generic family.
 #[derive(Debug, Deserialize)]
@@ -151,64 +154,10 @@ type_pointer = "/type"
     text.parse().unwrap_or_default()
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Piece {
-    Body,
-    Timestamp,
-    Id,
-}
-
-/// A parsed `message` template: literal bytes and placeholders.
-#[derive(Debug, Clone)]
-struct MessageTemplate(Vec<Result<Piece, String>>);
-
-impl MessageTemplate {
-    fn parse(raw: &str) -> Result<Self, String> {
-        let mut parts = Vec::new();
-        let mut rest = raw;
-        while !rest.is_empty() {
-            if let Some(after) = rest.strip_prefix('{') {
-                let (name, tail) = after.split_once('}').ok_or("unclosed `{` in message")?;
-                parts.push(Ok(match name {
-                    "body" => Piece::Body,
-                    "timestamp" => Piece::Timestamp,
-                    "id" => Piece::Id,
-                    other => return Err(format!("unknown placeholder `{{{other}}}` in message")),
-                }));
-                rest = tail;
-            } else {
-                let literal = rest.split('{').next().unwrap_or_default();
-                parts.push(Err(literal.to_owned()));
-                rest = rest.get(literal.len()..).unwrap_or_default();
-            }
-        }
-        if !parts.iter().any(|p| p == &Ok(Piece::Body)) {
-            return Err("the message must include {body}".into());
-        }
-        Ok(MessageTemplate(parts))
-    }
-
-    fn uses(&self, piece: Piece) -> bool {
-        self.0.iter().any(|p| p == &Ok(piece))
-    }
-}
-
-#[derive(Debug, Clone)]
-enum SignatureFormat {
-    List {
-        separator: String,
-    },
-    Kv {
-        timestamp_key: String,
-        signature_key: String,
-    },
-}
-
 #[derive(Debug, Clone)]
 struct HmacScheme {
     keyring: HmacKeyring,
     header: &'static str,
-    prefix: String,
     format: SignatureFormat,
     message: MessageTemplate,
     timestamp_header: Option<String>,
@@ -258,20 +207,6 @@ pub struct Generic {
     mapping: Mapping,
 }
 
-/// Header names live for the process, which keeps errors `'static`. Each distinct name is leaked
-/// once and then reused: a config reload (SIGHUP, or every change of the file) validates the
-/// sources again, and leaking on each pass grew memory without bound (found by `fuzz/`).
-fn leak(name: String) -> &'static str {
-    static NAMES: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
-    let mut names = NAMES.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(known) = names.get(name.as_str()) {
-        return known;
-    }
-    let leaked: &'static str = Box::leak(name.into_boxed_str());
-    names.insert(leaked);
-    leaked
-}
-
 impl Generic {
     pub fn from_config(
         key: &str,
@@ -286,7 +221,7 @@ impl Generic {
         let s: Settings = settings(key, &table)?;
         let issue =
             |field: &str, reason: &str| vec![ConfigIssue::new(format!("{key}.{field}"), reason)];
-        let mut secrets = resolve_secrets(&format!("{key}.secrets"), &s.secrets, env)?;
+        let secrets = resolve_secrets(&format!("{key}.secrets"), &s.secrets, env)?;
         let kind: &'static str = match kind {
             "github" => "github",
             "stripe" => "stripe",
@@ -303,6 +238,7 @@ impl Generic {
                     .map_err(|e| issue("message", &e))?;
                 let format = match s.signature_format.as_deref().unwrap_or("list") {
                     "list" => SignatureFormat::List {
+                        prefix: s.prefix.clone().unwrap_or_default(),
                         separator: s.separator.clone().unwrap_or_else(|| ",".into()),
                     },
                     "kv" => SignatureFormat::Kv {
@@ -311,8 +247,7 @@ impl Generic {
                     },
                     _ => return Err(issue("signature_format", "expected `list` or `kv`")),
                 };
-                let has_timestamp =
-                    s.timestamp_header.is_some() || matches!(format, SignatureFormat::Kv { .. });
+                let has_timestamp = s.timestamp_header.is_some() || format.carries_timestamp();
                 if message.uses(Piece::Timestamp) && !has_timestamp {
                     return Err(issue(
                         "message",
@@ -322,42 +257,27 @@ impl Generic {
                 if message.uses(Piece::Id) && s.id_header.is_none() {
                     return Err(issue("message", "{id} needs id_header"));
                 }
-                if let Some(prefix) = &s.secret_prefix {
-                    secrets = secrets
-                        .into_iter()
-                        .map(|sec| match sec.expose().strip_prefix(prefix.as_bytes()) {
-                            Some(rest) => Secret::from_bytes(rest.to_vec()),
-                            None => sec,
-                        })
-                        .collect();
-                }
-                if s.secret_encoding.as_deref() == Some("base64") {
-                    use base64::Engine as _;
-                    secrets = secrets
-                        .iter()
-                        .map(|sec| {
-                            base64::engine::general_purpose::STANDARD
-                                .decode(sec.expose())
-                                .map(Secret::from_bytes)
-                        })
-                        .collect::<Result<_, _>>()
-                        .map_err(|_| {
-                            issue(
-                                "secrets",
-                                "secret_encoding is base64 but a secret does not decode",
-                            )
-                        })?;
-                } else if !matches!(s.secret_encoding.as_deref(), None | Some("raw")) {
-                    return Err(issue("secret_encoding", "expected `raw` or `base64`"));
-                }
+                let encoding = match s.secret_encoding.as_deref() {
+                    None | Some("raw") => SecretEncoding::Raw,
+                    Some("base64") => SecretEncoding::Base64,
+                    Some(_) => {
+                        return Err(issue("secret_encoding", "expected `raw` or `base64`"));
+                    }
+                };
+                let secrets = decode_secrets(secrets, s.secret_prefix.as_deref(), encoding)
+                    .ok_or_else(|| {
+                        issue(
+                            "secrets",
+                            "secret_encoding is base64 but a secret does not decode",
+                        )
+                    })?;
                 Scheme::Hmac(HmacScheme {
                     keyring: HmacKeyring {
                         algorithm: s.algorithm.unwrap_or(HmacAlgorithm::Sha256),
                         encoding: s.encoding.unwrap_or(DigestEncoding::Hex),
                         secrets,
                     },
-                    header: leak(header),
-                    prefix: s.prefix.clone().unwrap_or_default(),
+                    header: intern(header),
                     format,
                     message,
                     timestamp_header: s.timestamp_header.clone(),
@@ -470,44 +390,10 @@ fn single_header<'a>(
 impl HmacScheme {
     fn verify(&self, request: &WebhookRequest<'_>) -> Result<(), VerifyError> {
         let values: Vec<&str> = request.header_values(self.header).collect();
-        let (candidates, kv_timestamp): (Vec<&str>, Option<&str>) = match &self.format {
-            SignatureFormat::List { separator } => (
-                values
-                    .iter()
-                    .flat_map(|v| v.split(separator.as_str()))
-                    .map(str::trim)
-                    .filter(|c| !c.is_empty())
-                    .map(|c| c.strip_prefix(self.prefix.as_str()).unwrap_or(""))
-                    .collect(),
-                None,
-            ),
-            SignatureFormat::Kv {
-                timestamp_key,
-                signature_key,
-            } => {
-                let pairs: Vec<(&str, &str)> = values
-                    .iter()
-                    .flat_map(|v| split_list(v, ','))
-                    .filter_map(|p| p.split_once('='))
-                    .collect();
-                let mut timestamps = pairs
-                    .iter()
-                    .filter(|(k, _)| k.trim() == timestamp_key)
-                    .map(|(_, v)| v.trim());
-                let timestamp = timestamps.next();
-                if timestamps.any(|t| Some(t) != timestamp) {
-                    return Err(VerifyError::Conflicting("signed timestamp"));
-                }
-                (
-                    pairs
-                        .iter()
-                        .filter(|(k, _)| k.trim() == signature_key)
-                        .map(|(_, v)| v.trim())
-                        .collect(),
-                    timestamp,
-                )
-            }
-        };
+        let Extracted {
+            candidates,
+            timestamp: kv_timestamp,
+        } = self.format.extract(&values)?;
         if candidates.is_empty() {
             return Err(VerifyError::MissingSignature(self.header));
         }
@@ -532,17 +418,11 @@ impl HmacScheme {
             ),
             _ => None,
         };
-        let parts: Vec<&[u8]> = self
-            .message
-            .0
-            .iter()
-            .map(|p| match p {
-                Ok(Piece::Body) => &request.body[..],
-                Ok(Piece::Timestamp) => timestamp.unwrap_or_default().as_bytes(),
-                Ok(Piece::Id) => id.unwrap_or_default().as_bytes(),
-                Err(literal) => literal.as_bytes(),
-            })
-            .collect();
+        let parts = self.message.parts(Values {
+            body: request.body,
+            timestamp: timestamp.unwrap_or_default(),
+            id: id.unwrap_or_default(),
+        });
         self.keyring
             .verify(&parts, candidates)
             .map_err(|f| VerifyError::from_hmac(f, self.header))
@@ -693,15 +573,6 @@ mod tests {
     use crate::providers::{block_on, expect_event};
     use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
     use bytes::Bytes;
-
-    /// Validating the same config again (a reload) leaks no new header name.
-    #[test]
-    fn a_header_name_is_leaked_once_however_often_configs_are_built() {
-        let first = leak("X-Fuzz-Leak-Once".to_owned());
-        let again = leak("X-Fuzz-Leak-Once".to_owned());
-        assert!(std::ptr::eq(first, again));
-        assert!(!std::ptr::eq(first, leak("X-Fuzz-Leak-Other".to_owned())));
-    }
 
     fn build(kind: &str, extra: &str, secrets: &[(&str, &str)]) -> Generic {
         let env: HashMap<String, String> = secrets
