@@ -18,8 +18,9 @@ use crate::verify::hmac::{
     DigestEncoding, HmacAlgorithm, HmacKeyring, SecretEncoding, decode_secrets,
 };
 use crate::verify::jwt::{JwtSettings, JwtVerifier};
-use crate::verify::message_template::{MessageTemplate, Piece, Values};
-use crate::verify::signature_format::{Extracted, SignatureFormat};
+use crate::verify::message_template::{MessageTemplate, Piece};
+use crate::verify::signature_format::SignatureFormat;
+use crate::verify::signed_message::SignedMessage;
 use crate::verify::timestamp::{Window, parse_unix_seconds};
 use crate::verify::token;
 use crate::verify::{VerifyError, intern};
@@ -155,19 +156,8 @@ type_pointer = "/type"
 }
 
 #[derive(Debug, Clone)]
-struct HmacScheme {
-    keyring: HmacKeyring,
-    header: &'static str,
-    format: SignatureFormat,
-    message: MessageTemplate,
-    timestamp_header: Option<String>,
-    id_header: Option<String>,
-    window: Window,
-}
-
-#[derive(Debug, Clone)]
 enum Scheme {
-    Hmac(HmacScheme),
+    Hmac(SignedMessage),
     Token {
         header: Option<String>,
         query: Option<String>,
@@ -247,15 +237,33 @@ impl Generic {
                     },
                     _ => return Err(issue("signature_format", "expected `list` or `kv`")),
                 };
-                let has_timestamp = s.timestamp_header.is_some() || format.carries_timestamp();
-                if message.uses(Piece::Timestamp) && !has_timestamp {
-                    return Err(issue(
-                        "message",
-                        "{timestamp} needs timestamp_header or the kv format",
-                    ));
-                }
-                if message.uses(Piece::Id) && s.id_header.is_none() {
-                    return Err(issue("message", "{id} needs id_header"));
+                let tolerance = std::time::Duration::from_secs(s.tolerance_secs.unwrap_or(300));
+                let mut engine = SignedMessage {
+                    header: intern(header),
+                    format,
+                    message,
+                    // The keys are decoded below, once the template is known to be usable.
+                    keyring: HmacKeyring {
+                        algorithm: s.algorithm.unwrap_or(HmacAlgorithm::Sha256),
+                        encoding: s.encoding.unwrap_or(DigestEncoding::Hex),
+                        secrets: Vec::new(),
+                    },
+                    timestamp_header: s.timestamp_header.clone(),
+                    id_header: s.id_header.clone(),
+                    window: Window {
+                        max_age: tolerance,
+                        max_skew: tolerance,
+                    },
+                };
+                match engine.unsourced() {
+                    Some(Piece::Timestamp) => {
+                        return Err(issue(
+                            "message",
+                            "{timestamp} needs timestamp_header or the kv format",
+                        ));
+                    }
+                    Some(_) => return Err(issue("message", "{id} needs id_header")),
+                    None => {}
                 }
                 let encoding = match s.secret_encoding.as_deref() {
                     None | Some("raw") => SecretEncoding::Raw,
@@ -264,29 +272,16 @@ impl Generic {
                         return Err(issue("secret_encoding", "expected `raw` or `base64`"));
                     }
                 };
-                let secrets = decode_secrets(secrets, s.secret_prefix.as_deref(), encoding)
-                    .ok_or_else(|| {
-                        issue(
-                            "secrets",
-                            "secret_encoding is base64 but a secret does not decode",
-                        )
-                    })?;
-                Scheme::Hmac(HmacScheme {
-                    keyring: HmacKeyring {
-                        algorithm: s.algorithm.unwrap_or(HmacAlgorithm::Sha256),
-                        encoding: s.encoding.unwrap_or(DigestEncoding::Hex),
-                        secrets,
-                    },
-                    header: intern(header),
-                    format,
-                    message,
-                    timestamp_header: s.timestamp_header.clone(),
-                    id_header: s.id_header.clone(),
-                    window: Window {
-                        max_age: std::time::Duration::from_secs(s.tolerance_secs.unwrap_or(300)),
-                        max_skew: std::time::Duration::from_secs(s.tolerance_secs.unwrap_or(300)),
-                    },
-                })
+                engine.keyring.secrets =
+                    decode_secrets(secrets, s.secret_prefix.as_deref(), encoding).ok_or_else(
+                        || {
+                            issue(
+                                "secrets",
+                                "secret_encoding is base64 but a secret does not decode",
+                            )
+                        },
+                    )?;
+                Scheme::Hmac(engine)
             }
             "token" => {
                 if s.header.is_none() == s.query.is_none() {
@@ -345,7 +340,7 @@ impl Generic {
                         ));
                     }
                 };
-                (names, s.id_header.is_some() && !h.message.uses(Piece::Id))
+                (names, s.id_header.is_some() && !h.signs(Piece::Id))
             }
             _ => (None, false),
         };
@@ -372,63 +367,6 @@ fn first_header<'a>(request: &WebhookRequest<'a>, name: &str) -> Option<&'a str>
     request.header_values(name).next()
 }
 
-/// The one value of a header that carries a signed value; `Conflicting` when it is repeated with
-/// different values (a proxy or client smuggling a second timestamp or id next to the signed one).
-fn single_header<'a>(
-    request: &WebhookRequest<'a>,
-    name: &str,
-    what: &'static str,
-) -> Result<Option<&'a str>, VerifyError> {
-    let mut values = request.header_values(name);
-    let first = values.next();
-    if values.any(|v| Some(v) != first) {
-        return Err(VerifyError::Conflicting(what));
-    }
-    Ok(first)
-}
-
-impl HmacScheme {
-    fn verify(&self, request: &WebhookRequest<'_>) -> Result<(), VerifyError> {
-        let values: Vec<&str> = request.header_values(self.header).collect();
-        let Extracted {
-            candidates,
-            timestamp: kv_timestamp,
-        } = self.format.extract(&values)?;
-        if candidates.is_empty() {
-            return Err(VerifyError::MissingSignature(self.header));
-        }
-        let timestamp = if self.message.uses(Piece::Timestamp) {
-            let from_header = match self.timestamp_header.as_deref() {
-                Some(h) => single_header(request, h, "signed timestamp")?,
-                None => None,
-            };
-            let text = kv_timestamp
-                .or(from_header)
-                .ok_or(VerifyError::MissingTimestamp)?;
-            self.window
-                .check(parse_unix_seconds(text)?, request.received_at)?;
-            Some(text)
-        } else {
-            None
-        };
-        let id = match (&self.id_header, self.message.uses(Piece::Id)) {
-            (Some(h), true) => Some(
-                single_header(request, h, "signed message id")?
-                    .ok_or(VerifyError::MissingCredential("id header"))?,
-            ),
-            _ => None,
-        };
-        let parts = self.message.parts(Values {
-            body: request.body,
-            timestamp: timestamp.unwrap_or_default(),
-            id: id.unwrap_or_default(),
-        });
-        self.keyring
-            .verify(&parts, candidates)
-            .map_err(|f| VerifyError::from_hmac(f, self.header))
-    }
-}
-
 impl Provider for Generic {
     fn kind(&self) -> &'static str {
         self.kind
@@ -439,7 +377,7 @@ impl Provider for Generic {
         request: &'a WebhookRequest<'a>,
     ) -> Result<Verified<'a>, VerifyError> {
         match &self.scheme {
-            Scheme::Hmac(h) => h.verify(request)?,
+            Scheme::Hmac(h) => h.verify(request.headers, request.body, request.received_at)?,
             Scheme::Token {
                 header,
                 query,

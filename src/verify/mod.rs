@@ -1,9 +1,9 @@
 //! Shared verification pieces. Nothing in here knows a provider's name: providers (in
 //! `crate::providers`) are presets assembled from these blocks.
 //!
-//! A sender that signs an HMAC is described by [`message_template`] (what is signed),
-//! [`signature_format`] (where the signatures sit), [`hmac`] (the keyring, with rotation on both
-//! sides) and [`timestamp`] (the replay window).
+//! A sender that signs an HMAC is [`signed_message`] composed of [`message_template`] (what is
+//! signed), [`signature_format`] (where the signatures sit), [`hmac`] (the keyring, with
+//! rotation on both sides) and [`timestamp`] (the replay window).
 
 use std::collections::BTreeSet;
 use std::sync::{Mutex, PoisonError};
@@ -13,6 +13,7 @@ pub mod ip;
 pub mod jwt;
 pub mod message_template;
 pub mod signature_format;
+pub mod signed_message;
 pub mod signed_request;
 pub mod sns;
 pub mod timestamp;
