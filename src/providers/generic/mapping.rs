@@ -7,31 +7,96 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::first_header;
+use crate::config::ConfigIssue;
 use crate::event::{CanonicalEvent, EventId};
 use crate::providers::{MapError, Mapped, WebhookRequest};
+use crate::verify::message_template::Piece;
+use crate::verify::signed_message::SignedMessage;
 use crate::verify::timestamp::parse_unix_seconds;
+
+/// The mapping keys of `[sources.NAME.verify]`, whatever the scheme.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct MappingSettings {
+    /// Header holding the event type (GitHub's `X-GitHub-Event`).
+    type_header: Option<String>,
+    /// The provider's published event names. An HMAC over the body does not sign a header, so a
+    /// type from `type_header` is kept only when it is one of these; anything else becomes
+    /// `<provider>.other` (an attacker replaying a signed body cannot mint topics or types).
+    type_names: Option<Vec<String>>,
+    /// JSON pointer to the event type in the body (`/type`).
+    type_pointer: Option<String>,
+    /// Fixed event type when the request does not say.
+    event_type: Option<String>,
+    /// Header holding the event id; with an HMAC scheme also what `{id}` in the message is.
+    pub id_header: Option<String>,
+    /// JSON pointer to the event id (dedup key); else `id_header`; else a hash of the body.
+    id_pointer: Option<String>,
+    /// JSON pointer to what the event is about.
+    subject_pointer: Option<String>,
+    /// JSON pointer to when it happened (RFC 3339 text or Unix seconds).
+    occurred_at_pointer: Option<String>,
+}
 
 #[derive(Debug, Clone, Default)]
 pub(super) struct Mapping {
-    pub(super) type_header: Option<String>,
+    type_header: Option<String>,
     /// Set when the type header is not covered by the signature: the names it may take.
-    pub(super) unsigned_type_names: Option<BTreeSet<String>>,
+    unsigned_type_names: Option<BTreeSet<String>>,
     /// The id header is not covered by the signature: the dedup key is the body's hash instead,
     /// and the header's value is kept as the `delivery_id` attribute.
-    pub(super) unsigned_id_header: bool,
-    pub(super) type_pointer: Option<String>,
-    pub(super) event_type: Option<String>,
-    pub(super) id_header: Option<String>,
-    pub(super) id_pointer: Option<String>,
-    pub(super) subject_pointer: Option<String>,
-    pub(super) occurred_at_pointer: Option<String>,
+    unsigned_id_header: bool,
+    type_pointer: Option<String>,
+    event_type: Option<String>,
+    id_header: Option<String>,
+    id_pointer: Option<String>,
+    subject_pointer: Option<String>,
+    occurred_at_pointer: Option<String>,
 }
 
 impl Mapping {
+    /// `signed` is the scheme's signed message when it has one. A token, password or JWT
+    /// authenticates the sender instead: nothing is signed there, and nothing is steerable by
+    /// anyone without the credential, so no header needs fencing in.
+    pub(super) fn new(
+        key: &str,
+        s: MappingSettings,
+        signed: Option<&SignedMessage>,
+    ) -> Result<Self, Vec<ConfigIssue>> {
+        let (unsigned_type_names, unsigned_id_header) = match signed {
+            Some(signed) => {
+                let names = match (&s.type_header, &s.type_names) {
+                    (None, _) => None,
+                    (Some(_), Some(names)) => Some(names.iter().cloned().collect()),
+                    (Some(_), None) => {
+                        return Err(vec![ConfigIssue::new(
+                            format!("{key}.type_names"),
+                            "type_header is not covered by the signature: list the provider's event names (any other becomes <provider>.other)",
+                        )]);
+                    }
+                };
+                (names, s.id_header.is_some() && !signed.signs(Piece::Id))
+            }
+            None => (None, false),
+        };
+        Ok(Mapping {
+            type_header: s.type_header,
+            unsigned_type_names,
+            unsigned_id_header,
+            type_pointer: s.type_pointer,
+            event_type: s.event_type,
+            id_header: s.id_header,
+            id_pointer: s.id_pointer,
+            subject_pointer: s.subject_pointer,
+            occurred_at_pointer: s.occurred_at_pointer,
+        })
+    }
+
     /// The event of an authentic request; `kind` is the provider kind it is published under.
     pub(super) fn map(
         &self,
@@ -77,6 +142,7 @@ impl Mapping {
             None => match header(&self.id_header) {
                 // Not signed: a replayed body with a fresh id must still be the same event.
                 Some(raw) if self.unsigned_id_header => {
+                    // Bounded: unsigned text goes into every copy of the event.
                     let kept: String = raw.chars().take(200).collect();
                     attributes.insert("delivery_id".to_owned(), kept);
                     EventId::from_content(source, &[request.body])
