@@ -239,11 +239,11 @@ mod tests {
 
     #[test]
     fn stored_secrets_lose_their_marker_and_decode() {
-        let stored = vec![Secret::from_bytes("whsec_aGk="), Secret::from_bytes("aGk=")];
-        let keys = decode_secrets(stored.clone(), Some("whsec_"), SecretEncoding::Base64).unwrap();
+        let stored = vec![Secret::from_bytes("key_aGk="), Secret::from_bytes("aGk=")];
+        let keys = decode_secrets(stored.clone(), Some("key_"), SecretEncoding::Base64).unwrap();
         assert!(keys.iter().all(|k| k.expose() == b"hi"));
         let raw = decode_secrets(stored.clone(), None, SecretEncoding::Raw).unwrap();
-        assert_eq!(raw[0].expose(), b"whsec_aGk=");
+        assert_eq!(raw[0].expose(), b"key_aGk=");
         assert!(decode_secrets(stored, None, SecretEncoding::Base64).is_none());
     }
 
