@@ -21,7 +21,7 @@ use crate::verify::VerifyError;
 /// messages), `kind` the name it was configured under (a generic preset needs it).
 pub trait FromVerifyTable: Sized {
     /// The `sources.*.provider` values this type is built for.
-    const KINDS: &'static [&'static str];
+    fn kinds() -> Vec<&'static str>;
     fn from_verify_table(
         key: &str,
         kind: &str,
@@ -41,7 +41,7 @@ macro_rules! providers {
 
         /// The kinds accepted in `sources.*.provider`, in table order.
         pub fn kinds() -> impl Iterator<Item = &'static str> {
-            [$(<$ty as FromVerifyTable>::KINDS),+].into_iter().flatten().copied()
+            [$(<$ty as FromVerifyTable>::kinds()),+].into_iter().flatten()
         }
 
         impl AnyProvider {
@@ -54,7 +54,7 @@ macro_rules! providers {
                 env: &HashMap<String, String>,
             ) -> Result<Self, Vec<ConfigIssue>> {
                 $(
-                    if <$ty as FromVerifyTable>::KINDS.contains(&kind) {
+                    if <$ty as FromVerifyTable>::kinds().contains(&kind) {
                         let provider = <$ty>::from_verify_table(key, kind, verify, env)?;
                         return Ok(AnyProvider::$variant(Box::new(provider)));
                     }

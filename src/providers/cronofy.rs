@@ -105,7 +105,10 @@ fn canonical_type(kind: &str) -> &'static str {
 }
 
 impl FromVerifyTable for Cronofy {
-    const KINDS: &'static [&'static str] = &["cronofy"];
+    fn kinds() -> Vec<&'static str> {
+        vec!["cronofy"]
+    }
+
     fn from_verify_table(
         key: &str,
         _kind: &str,

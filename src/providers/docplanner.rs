@@ -123,7 +123,10 @@ fn booking(data: &Value) -> Option<&Value> {
 }
 
 impl FromVerifyTable for Docplanner {
-    const KINDS: &'static [&'static str] = &["docplanner"];
+    fn kinds() -> Vec<&'static str> {
+        vec!["docplanner"]
+    }
+
     fn from_verify_table(
         key: &str,
         _kind: &str,

@@ -117,7 +117,10 @@ fn time_field(
 }
 
 impl FromVerifyTable for SalesKing {
-    const KINDS: &'static [&'static str] = &["salesking"];
+    fn kinds() -> Vec<&'static str> {
+        vec!["salesking"]
+    }
+
     fn from_verify_table(
         key: &str,
         _kind: &str,

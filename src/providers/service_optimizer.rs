@@ -127,7 +127,10 @@ fn action(kind: &str) -> &'static str {
 }
 
 impl FromVerifyTable for ServiceOptimizer {
-    const KINDS: &'static [&'static str] = &["service_optimizer"];
+    fn kinds() -> Vec<&'static str> {
+        vec!["service_optimizer"]
+    }
+
     fn from_verify_table(
         key: &str,
         _kind: &str,

@@ -208,7 +208,10 @@ fn appointment(json: &Value) -> Appointment {
 }
 
 impl FromVerifyTable for TimeTap {
-    const KINDS: &'static [&'static str] = &["timetap"];
+    fn kinds() -> Vec<&'static str> {
+        vec!["timetap"]
+    }
+
     fn from_verify_table(
         key: &str,
         _kind: &str,

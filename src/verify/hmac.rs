@@ -146,6 +146,46 @@ impl HmacKeyring {
     }
 }
 
+/// How a configured secret is written, when it is not the HMAC key's bytes themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecretEncoding {
+    /// The secret's bytes are the key.
+    #[default]
+    Raw,
+    /// The key is base64 (standard alphabet) of random bytes, which is how senders that
+    /// generate binary keys hand them out.
+    Base64,
+}
+
+/// Turns secrets as configured into HMAC keys: `prefix` (a type marker some senders put before
+/// the key) removed from each secret that starts with it, then decoded per `encoding`. `None`
+/// when a secret does not decode, which is a config mistake, never a request's.
+pub fn decode_secrets(
+    secrets: Vec<Secret>,
+    prefix: Option<&str>,
+    encoding: SecretEncoding,
+) -> Option<Vec<Secret>> {
+    // A secret without the marker is kept as written: operators paste keys both ways.
+    let unmarked = secrets.into_iter().map(|secret| {
+        match prefix.and_then(|p| secret.expose().strip_prefix(p.as_bytes())) {
+            Some(rest) => Secret::from_bytes(rest.to_vec()),
+            None => secret,
+        }
+    });
+    match encoding {
+        SecretEncoding::Raw => Some(unmarked.collect()),
+        SecretEncoding::Base64 => unmarked
+            .map(|secret| {
+                STANDARD
+                    .decode(secret.expose())
+                    .ok()
+                    .map(Secret::from_bytes)
+            })
+            .collect(),
+    }
+}
+
 /// Splits a header that may carry several signatures (`a,b` during rotation), dropping empty items.
 pub fn split_list(value: &str, separator: char) -> impl Iterator<Item = &str> {
     value
@@ -195,6 +235,16 @@ mod tests {
         );
         let right = r.sign(&[b"body"]);
         assert_eq!(r.verify(&[b"body"], [right.as_str()]), Ok(()));
+    }
+
+    #[test]
+    fn stored_secrets_lose_their_marker_and_decode() {
+        let stored = vec![Secret::from_bytes("key_aGk="), Secret::from_bytes("aGk=")];
+        let keys = decode_secrets(stored.clone(), Some("key_"), SecretEncoding::Base64).unwrap();
+        assert!(keys.iter().all(|k| k.expose() == b"hi"));
+        let raw = decode_secrets(stored.clone(), None, SecretEncoding::Raw).unwrap();
+        assert_eq!(raw[0].expose(), b"key_aGk=");
+        assert!(decode_secrets(stored, None, SecretEncoding::Base64).is_none());
     }
 
     #[test]

@@ -1,13 +1,39 @@
 //! Shared verification pieces. Nothing in here knows a provider's name: providers (in
 //! the `providers` folder) are presets assembled from these blocks.
+//!
+//! A sender that signs an HMAC is [`signed_message`] composed of [`message_template`] (what is
+//! signed), [`signature_format`] (where the signatures sit), [`hmac`] (the keyring, with
+//! rotation on both sides) and [`timestamp`] (the replay window).
+
+use std::collections::BTreeSet;
+use std::sync::{Mutex, PoisonError};
 
 pub mod hmac;
 pub mod ip;
 pub mod jwt;
+pub mod message_template;
+pub mod signature_format;
+pub mod signed_message;
 pub mod signed_request;
 pub mod sns;
 pub mod timestamp;
 pub mod token;
+
+/// A configured header name for the life of the process, so [`VerifyError`]s can name it while
+/// staying `&'static` (and cheap to copy into replies, logs and metrics labels). Each distinct
+/// name is leaked once and then reused: a config reload (SIGHUP, or every change of the file)
+/// builds the sources again, and leaking on each pass grew memory without bound (found by
+/// `fuzz/`).
+pub fn intern(name: String) -> &'static str {
+    static NAMES: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
+    let mut names = NAMES.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(known) = names.get(name.as_str()) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(name.into_boxed_str());
+    names.insert(leaked);
+    leaked
+}
 
 /// Why a request was not accepted as authentic. The `code()` is stable: it is the JSON `code` in the
 /// reply, the `reason` label of `hookbridge_verification_failures_total` and the log field.
@@ -79,5 +105,19 @@ impl VerifyError {
             hmac::HmacFailure::Malformed => VerifyError::MalformedSignature(what),
             hmac::HmacFailure::Mismatch => VerifyError::BadSignature(what),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Validating the same config again (a reload) leaks no new header name.
+    #[test]
+    fn a_header_name_is_leaked_once_however_often_configs_are_built() {
+        let first = intern("X-Fuzz-Leak-Once".to_owned());
+        let again = intern("X-Fuzz-Leak-Once".to_owned());
+        assert!(std::ptr::eq(first, again));
+        assert!(!std::ptr::eq(first, intern("X-Fuzz-Leak-Other".to_owned())));
     }
 }
