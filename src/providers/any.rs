@@ -30,6 +30,28 @@ pub trait FromVerifyTable: Sized {
     ) -> Result<Self, Vec<ConfigIssue>>;
 }
 
+/// [`FromVerifyTable`] for a provider answering to one kind and built by its
+/// `from_config(key, verify, env)`: every seed provider.
+macro_rules! one_kind {
+    ($ty:ty, $kind:expr) => {
+        impl $crate::providers::any::FromVerifyTable for $ty {
+            fn kinds() -> Vec<&'static str> {
+                vec![$kind]
+            }
+
+            fn from_verify_table(
+                key: &str,
+                _kind: &str,
+                verify: &toml::Table,
+                env: &std::collections::HashMap<String, String>,
+            ) -> Result<Self, Vec<$crate::section::ConfigIssue>> {
+                Self::from_config(key, verify, env)
+            }
+        }
+    };
+}
+pub(crate) use one_kind;
+
 macro_rules! providers {
     ($($variant:ident($ty:ty)),+ $(,)?) => {
         /// Every provider kind hookbridge knows, built from a source's `verify` table. Boxed: the

@@ -15,7 +15,6 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::any::FromVerifyTable;
 use super::{MapError, Mapped, Provider, Verified, WebhookRequest, resolve_secrets, settings};
 use crate::event::{CalendarChange, CanonicalEvent, EventData, EventId};
 use crate::secret::SecretRef;
@@ -104,20 +103,7 @@ fn canonical_type(kind: &str) -> &'static str {
     }
 }
 
-impl FromVerifyTable for Cronofy {
-    fn kinds() -> Vec<&'static str> {
-        vec!["cronofy"]
-    }
-
-    fn from_verify_table(
-        key: &str,
-        _kind: &str,
-        verify: &toml::Table,
-        env: &HashMap<String, String>,
-    ) -> Result<Self, Vec<ConfigIssue>> {
-        Self::from_config(key, verify, env)
-    }
-}
+super::any::one_kind!(Cronofy, "cronofy");
 
 impl Provider for Cronofy {
     fn kind(&self) -> &'static str {

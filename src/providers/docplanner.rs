@@ -16,7 +16,6 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::any::FromVerifyTable;
 use super::{MapError, Mapped, Provider, Verified, WebhookRequest, resolve_secrets, settings};
 use crate::event::{Appointment, CanonicalEvent, EventData, EventId};
 use crate::secret::{Secret, SecretRef};
@@ -122,20 +121,7 @@ fn booking(data: &Value) -> Option<&Value> {
     .find_map(|k| data.get(*k))
 }
 
-impl FromVerifyTable for Docplanner {
-    fn kinds() -> Vec<&'static str> {
-        vec!["docplanner"]
-    }
-
-    fn from_verify_table(
-        key: &str,
-        _kind: &str,
-        verify: &toml::Table,
-        env: &HashMap<String, String>,
-    ) -> Result<Self, Vec<ConfigIssue>> {
-        Self::from_config(key, verify, env)
-    }
-}
+super::any::one_kind!(Docplanner, "docplanner");
 
 impl Provider for Docplanner {
     fn kind(&self) -> &'static str {

@@ -18,7 +18,6 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::any::FromVerifyTable;
 use super::{
     Facts, MapError, Mapped, Provider, Verified, WebhookRequest, resolve_secrets, settings,
 };
@@ -116,20 +115,7 @@ fn time_field(
     }
 }
 
-impl FromVerifyTable for SalesKing {
-    fn kinds() -> Vec<&'static str> {
-        vec!["salesking"]
-    }
-
-    fn from_verify_table(
-        key: &str,
-        _kind: &str,
-        verify: &toml::Table,
-        env: &HashMap<String, String>,
-    ) -> Result<Self, Vec<ConfigIssue>> {
-        Self::from_config(key, verify, env)
-    }
-}
+super::any::one_kind!(SalesKing, "salesking");
 
 impl Provider for SalesKing {
     fn kind(&self) -> &'static str {

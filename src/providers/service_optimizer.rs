@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::any::FromVerifyTable;
 use super::{
     MapError, Mapped, Provider, ReplyStyle, Verified, WebhookRequest, resolve_secrets, settings,
 };
@@ -126,20 +125,7 @@ fn action(kind: &str) -> &'static str {
     }
 }
 
-impl FromVerifyTable for ServiceOptimizer {
-    fn kinds() -> Vec<&'static str> {
-        vec!["service_optimizer"]
-    }
-
-    fn from_verify_table(
-        key: &str,
-        _kind: &str,
-        verify: &toml::Table,
-        env: &HashMap<String, String>,
-    ) -> Result<Self, Vec<ConfigIssue>> {
-        Self::from_config(key, verify, env)
-    }
-}
+super::any::one_kind!(ServiceOptimizer, "service_optimizer");
 
 impl Provider for ServiceOptimizer {
     fn kind(&self) -> &'static str {

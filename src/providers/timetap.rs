@@ -21,7 +21,6 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::any::FromVerifyTable;
 use super::{
     Facts, MapError, Mapped, Provider, Verified, WebhookRequest, resolve_secrets, settings,
 };
@@ -207,20 +206,7 @@ fn appointment(json: &Value) -> Appointment {
     }
 }
 
-impl FromVerifyTable for TimeTap {
-    fn kinds() -> Vec<&'static str> {
-        vec!["timetap"]
-    }
-
-    fn from_verify_table(
-        key: &str,
-        _kind: &str,
-        verify: &toml::Table,
-        env: &HashMap<String, String>,
-    ) -> Result<Self, Vec<ConfigIssue>> {
-        Self::from_config(key, verify, env)
-    }
-}
+super::any::one_kind!(TimeTap, "timetap");
 
 impl Provider for TimeTap {
     fn kind(&self) -> &'static str {
