@@ -105,11 +105,7 @@ impl Reloader {
                 "failure"
             }
         };
-        self.pipeline
-            .metrics()
-            .config_reloads
-            .with_label_values(&[outcome])
-            .inc();
+        self.pipeline.metrics().config_reloaded(outcome);
     }
 
     fn try_reload(&self) -> Result<Reloaded, String> {

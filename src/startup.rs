@@ -244,7 +244,10 @@ pub async fn build_pipeline(
             name: name.clone(),
             reason,
         })?;
-        publishers.insert(name.clone(), NamedPublisher::new(name.clone(), inner));
+        publishers.insert(
+            name.clone(),
+            NamedPublisher::new(name.clone(), inner, &metrics),
+        );
     }
     let mut sources = HashMap::new();
     for (name, source_config) in &config.sources {
@@ -263,16 +266,11 @@ pub async fn build_pipeline(
     prepare_registries(&publishers, &sources).await?;
     let dedup = match &config.dedup {
         DedupConfig::Memory { capacity } => AnyDedupStore::Memory(
-            MemoryDedup::new(*capacity)
-                .with_evictions(metrics.dedup_evictions.with_label_values(&["memory"])),
+            MemoryDedup::new(*capacity).with_evictions(metrics.dedup_evictions_of("memory")),
         ),
         DedupConfig::Disk { path, capacity } => {
-            let store = DiskDedup::open(
-                path,
-                *capacity as u64,
-                metrics.dedup_evictions.with_label_values(&["disk"]),
-            )
-            .map_err(|e| StartupError::Dedup(e.to_string()))?;
+            let store = DiskDedup::open(path, *capacity as u64, metrics.dedup_evictions_of("disk"))
+                .map_err(|e| StartupError::Dedup(e.to_string()))?;
             let store = Arc::new(store);
             crate::dedup::disk::spawn_flusher(store.clone());
             AnyDedupStore::Disk(store)
@@ -399,11 +397,7 @@ async fn check_publishers(pipeline: &Pipeline, interval: Duration) {
         let healthy = result.is_ok();
         let was = publisher.set_healthy(healthy);
         let broker = publisher.inner.broker();
-        pipeline
-            .metrics()
-            .publisher_up
-            .with_label_values(&[&publisher.name, broker])
-            .set(i64::from(healthy));
+        publisher.metrics.health_checked(healthy);
         match (was, result) {
             (false, Ok(())) => {
                 tracing::info!(publisher = %publisher.name, broker, "publisher is up");

@@ -4,11 +4,14 @@
 //! Label values are bounded: configured source and publisher names, provider kinds, and the fixed
 //! outcome and reason codes. Never ids, paths or anything a sender chose.
 
+mod events;
 pub mod outcome;
+mod publisher;
 pub mod sns;
 mod source;
 
 pub use outcome::Outcome;
+pub use publisher::PublisherMetrics;
 pub use source::SourceMetrics;
 
 use prometheus::{

@@ -23,6 +23,7 @@ pub struct SourceMetrics {
     /// source to every scrape, for outcomes that may never happen.
     request_duration: [OnceLock<Histogram>; Outcome::ALL.len()],
     dedup_hits: IntCounter,
+    dedup_unavailable: IntCounter,
 }
 
 impl SourceMetrics {
@@ -37,6 +38,7 @@ impl SourceMetrics {
             }),
             request_duration: std::array::from_fn(|_| OnceLock::new()),
             dedup_hits: metrics.dedup_hits.with_label_values(&[source, provider]),
+            dedup_unavailable: metrics.dedup_unavailable.with_label_values(&[source]),
             metrics: metrics.clone(),
             source: source.to_owned(),
             provider,
@@ -62,6 +64,11 @@ impl SourceMetrics {
     /// It had already been published within the window (`hookbridge_dedup_hits_total`).
     pub fn duplicate(&self) {
         self.dedup_hits.inc();
+    }
+
+    /// The dedup store did not answer in time for it (`hookbridge_dedup_unavailable_total`).
+    pub fn dedup_unavailable(&self) {
+        self.dedup_unavailable.inc();
     }
 
     /// It was refused as not authentic; `reason` is the verification code

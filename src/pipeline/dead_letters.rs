@@ -97,10 +97,7 @@ impl Pipeline {
             },
         };
         delivered?;
-        self.metrics
-            .dead_letters
-            .with_label_values(&[name, stage, &reason])
-            .inc();
+        self.metrics.dead_lettered(name, stage, &reason);
         tracing::warn!(source = name, stage, reason = %reason, dead_letter = %letter.id, "dead-lettered");
         Ok(Accepted::DeadLettered {
             code: letter.reason_code,

@@ -112,16 +112,7 @@ impl Pipeline {
     /// Sets the dedup store's key and byte gauges (the health loop calls this).
     pub async fn export_dedup_usage(&self) {
         if let Some((keys, bytes)) = self.dedup.usage().await {
-            let store = self.dedup.kind();
-            let metrics = &self.metrics;
-            metrics
-                .dedup_keys
-                .with_label_values(&[store])
-                .set(i64::try_from(keys).unwrap_or(i64::MAX));
-            metrics
-                .dedup_bytes
-                .with_label_values(&[store])
-                .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+            self.metrics.dedup_usage(self.dedup.kind(), keys, bytes);
         }
     }
 
@@ -237,10 +228,7 @@ impl Pipeline {
                 };
             }
             Err(e) => {
-                self.metrics
-                    .dedup_unavailable
-                    .with_label_values(&[&source.config.name])
-                    .inc();
+                source.metrics.dedup_unavailable();
                 // A spooling source promised never to refuse for want of a broker; the dedup
                 // store being down is the same kind of outage.
                 return match spool {

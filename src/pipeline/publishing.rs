@@ -41,7 +41,6 @@ impl Pipeline {
         message: &OutboundMessage,
     ) -> Result<(), PublishError> {
         let started = Instant::now();
-        let broker = publisher.inner.broker();
         let result = match tokio::time::timeout(
             self.publish_timeout,
             publisher.inner.publish(message),
@@ -53,17 +52,11 @@ impl Pipeline {
         };
         match &result {
             Ok(()) => {
-                self.metrics
-                    .publish_duration
-                    .with_label_values(&[&publisher.name, broker])
-                    .observe(started.elapsed().as_secs_f64());
+                publisher.metrics.acknowledged(started.elapsed());
                 publisher.set_healthy(true);
             }
             Err(e) => {
-                self.metrics
-                    .broker_errors
-                    .with_label_values(&[&publisher.name, broker, e.code()])
-                    .inc();
+                publisher.metrics.failed(e.code());
                 if !matches!(e, PublishError::Rejected(_)) {
                     publisher.set_healthy(false);
                 }

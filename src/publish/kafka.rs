@@ -62,7 +62,7 @@ struct Registry {
     /// The subject whose id could not be resolved last, which the health check retries: the
     /// publisher stays unready until it resolves.
     failed_subject: Mutex<Option<(String, Writer)>>,
-    errors: prometheus::IntCounterVec,
+    metrics: crate::metrics::Metrics,
     publisher: String,
 }
 
@@ -90,9 +90,7 @@ impl Registry {
 
     fn failed(&self, e: &RegistryError) {
         self.ready.store(false, Ordering::Relaxed);
-        self.errors
-            .with_label_values(&[&self.publisher, e.code()])
-            .inc();
+        self.metrics.registry_error(&self.publisher, e.code());
         tracing::error!(publisher = %self.publisher, error = %e, "schema registry: nothing is published to new subjects until it answers");
     }
 }
@@ -145,14 +143,14 @@ impl KafkaPublisher {
             replication: config.topic_replication,
             known_topics: Mutex::new(HashSet::new()),
             max_created_topics: config.max_created_topics,
-            topics_created: metrics.topics_created.with_label_values(&[name]),
+            topics_created: metrics.topics_created_of(name),
             event_topics_created: std::sync::atomic::AtomicUsize::new(0),
             registry: match &config.schema_registry {
                 Some(r) => Some(Registry {
                     client: SchemaRegistry::new(r.clone())?,
                     ready: AtomicBool::new(false),
                     failed_subject: Mutex::new(None),
-                    errors: metrics.schema_registry_errors.clone(),
+                    metrics: metrics.clone(),
                     publisher: name.to_owned(),
                 }),
                 None => None,

@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::event::cloudevents::CloudEventAttributes;
+use crate::metrics::{Metrics, PublisherMetrics};
 use crate::publish::config::PublisherConfig;
 
 /// One encoded event on its way to a broker.
@@ -138,11 +139,14 @@ pub struct NamedPublisher {
     pub name: String,
     pub inner: AnyPublisher,
     healthy: AtomicBool,
+    /// Its metric handles.
+    pub metrics: PublisherMetrics,
 }
 
 impl NamedPublisher {
-    pub fn new(name: String, inner: AnyPublisher) -> Arc<Self> {
+    pub fn new(name: String, inner: AnyPublisher, metrics: &Metrics) -> Arc<Self> {
         Arc::new(NamedPublisher {
+            metrics: PublisherMetrics::new(metrics, &name, inner.broker()),
             name,
             inner,
             healthy: AtomicBool::new(false),

@@ -220,20 +220,20 @@ impl Reconciler {
 
     async fn release(&self, next_release: &mut Instant) -> bool {
         let name = self.source.config.name.as_str();
-        let releases = &self.pipeline.metrics().reconcile_releases;
+        let metrics = self.pipeline.metrics();
         match self.api.release().await {
             Ok(Release::Done) => {
-                releases.with_label_values(&[name, "released"]).inc();
+                metrics.reconcile_release(name, "released");
                 *next_release = Instant::now() + self.config.release_interval;
                 true
             }
             Ok(Release::TooSoon(wait)) => {
-                releases.with_label_values(&[name, "rate_limited"]).inc();
+                metrics.reconcile_release(name, "rate_limited");
                 *next_release = Instant::now() + wait.max(Duration::from_secs(1));
                 true
             }
             Ok(Release::NotPushModel) => {
-                releases.with_label_values(&[name, "not_push_model"]).inc();
+                metrics.reconcile_release(name, "not_push_model");
                 tracing::warn!(
                     source = name,
                     "Docplanner refuses release (403): the client is not on the push model"
@@ -242,7 +242,7 @@ impl Reconciler {
                 true
             }
             Err(e) => {
-                releases.with_label_values(&[name, "failed"]).inc();
+                metrics.reconcile_release(name, "failed");
                 self.count_error("release");
                 tracing::warn!(source = name, error = %e, "release failed");
                 false
@@ -257,17 +257,13 @@ impl Reconciler {
     fn count_n(&self, outcome: &str, n: u64) {
         self.pipeline
             .metrics()
-            .reconcile_notifications
-            .with_label_values(&[&self.source.config.name, outcome])
-            .inc_by(n);
+            .reconcile_notifications(&self.source.config.name, outcome, n);
     }
 
     fn count_error(&self, operation: &str) {
         self.pipeline
             .metrics()
-            .reconcile_errors
-            .with_label_values(&[&self.source.config.name, operation])
-            .inc();
+            .reconcile_error(&self.source.config.name, operation);
     }
 }
 

@@ -173,12 +173,7 @@ impl<S: SpoolSink> Drainer<S> {
         match tokio::task::spawn_blocking(move || spool.remove_many(&keys)).await {
             Ok(Ok(())) => {
                 for d in &group {
-                    let counter = if d.duplicate {
-                        &self.metrics.spool_duplicates
-                    } else {
-                        &self.metrics.spool_drained
-                    };
-                    counter.with_label_values(&[&d.source]).inc();
+                    self.metrics.spool_delivered(&d.source, d.duplicate);
                 }
                 true
             }
@@ -202,10 +197,7 @@ impl<S: SpoolSink> Drainer<S> {
         .await;
         match moved {
             Ok(Ok(())) => {
-                self.metrics
-                    .spool_quarantined_total
-                    .with_label_values(&[reason])
-                    .inc();
+                self.metrics.spool_quarantined(reason);
                 self.export_depth();
                 true
             }
