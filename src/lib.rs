@@ -21,7 +21,6 @@
 //! - [`reconcile`]: pulling what a provider's push missed (Docplanner), through the same pipeline.
 //! - [`reload`]: secret rotation without a restart (SIGHUP or a changed file).
 //! - [`startup`], [`shutdown`], [`telemetry`], [`cli`]: running the process.
-//! - [`loadgen`]: the signed-webhook load generator behind `hookbridge loadgen` and `scripts/bench`.
 //! - `fuzzing` (hidden): the fuzz harnesses, shared by `fuzz/` and the regression test.
 
 pub mod cli;
@@ -32,7 +31,6 @@ pub mod event;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
-pub mod loadgen;
 pub mod metrics;
 pub mod pipeline;
 pub mod providers;
