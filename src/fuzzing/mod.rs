@@ -23,7 +23,8 @@
 //!
 //! The pieces: `sources` (the harness config and its secrets), `framed` (that framing),
 //! `targets` (one function per fuzz target) and `pipeline` (the pipeline's steps up to the broker,
-//! as the targets run them).
+//! as the targets run them). Compiled only with the `fuzzing` feature, which `fuzz/Cargo.toml` and
+//! `scripts/test` turn on: the gateway binary carries none of it.
 
 mod framed;
 mod pipeline;
