@@ -1,11 +1,9 @@
-//! Command line: `serve`, `check-config`, `redrive`, `quarantine`, `loadgen`.
+//! Command line: `serve`, `check-config`, `redrive`, `quarantine`. (The load generator is its own
+//! binary, `hookbridge-loadgen`, in tools/loadgen.)
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-
-use crate::loadgen::LoadOptions;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -67,31 +65,4 @@ pub enum Command {
         #[arg(long, requires = "requeue")]
         seq: Option<u64>,
     },
-    /// Send distinct, signed webhooks to a running gateway and report throughput, latency and
-    /// what reached the broker (see docs/performance.md).
-    Loadgen {
-        #[command(flatten)]
-        options: LoadOptions,
-        /// Print the report as one JSON object.
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-pub(crate) fn parse_weighted(raw: &str) -> Result<(String, u32), String> {
-    match raw.split_once('=') {
-        None => Ok((raw.to_owned(), 1)),
-        Some((name, weight)) => weight
-            .parse()
-            .map(|w| (name.to_owned(), w))
-            .map_err(|_| format!("{weight:?} is not a whole-number weight")),
-    }
-}
-
-pub(crate) fn parse_seconds(raw: &str) -> Result<Duration, String> {
-    raw.parse::<f64>()
-        .ok()
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64)
-        .ok_or_else(|| format!("{raw:?} is not a number of seconds"))
 }

@@ -21,19 +21,24 @@
 //! - [`reconcile`]: pulling what a provider's push missed (Docplanner), through the same pipeline.
 //! - [`reload`]: secret rotation without a restart (SIGHUP or a changed file).
 //! - [`startup`], [`shutdown`], [`telemetry`], [`cli`]: running the process.
-//! - [`loadgen`]: the signed-webhook load generator behind `hookbridge loadgen` and `scripts/bench`.
-//! - `fuzzing` (hidden): the fuzz harnesses, shared by `fuzz/` and the regression test.
+//! - `fuzzing` (hidden, only with the `fuzzing` feature): the fuzz harnesses, shared by `fuzz/` and
+//!   the regression test.
+//!
+//! Outside this package: `tools/loadgen` (`hookbridge-loadgen`, the benchmark's load generator) and
+//! `fuzz/` (the cargo-fuzz targets), so that the gateway binary links neither.
 
 pub mod cli;
 pub mod config;
 pub mod dead_letter;
 pub mod dedup;
 pub mod event;
+// Test code, not product: only `fuzz/` and the regression test (`scripts/test` passes
+// `--features fuzzing`) compile it.
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
 pub mod https;
-pub mod loadgen;
 pub mod metrics;
 pub mod pipeline;
 pub mod providers;

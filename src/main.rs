@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use clap::Parser;
 use hookbridge::cli::{Cli, Command};
 use hookbridge::config::{Config, load_file};
-use hookbridge::loadgen;
 use hookbridge::redrive::{self, Filter};
 use hookbridge::startup::Application;
 use hookbridge::telemetry;
@@ -90,32 +89,6 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             quarantine(&config, requeue, seq)
-        }
-        Command::Loadgen { options, json } => {
-            let Ok(runtime) = tokio::runtime::Runtime::new() else {
-                eprintln!("cannot start the async runtime");
-                return ExitCode::FAILURE;
-            };
-            match runtime.block_on(loadgen::run(options, &env)) {
-                Ok(report) if json => match serde_json::to_string(&report) {
-                    Ok(line) => {
-                        println!("{line}");
-                        ExitCode::SUCCESS
-                    }
-                    Err(e) => {
-                        eprintln!("loadgen: {e}");
-                        ExitCode::FAILURE
-                    }
-                },
-                Ok(report) => {
-                    print!("{report}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("loadgen: {e}");
-                    ExitCode::from(2)
-                }
-            }
         }
         Command::Serve { config } => {
             let path = config;

@@ -1,14 +1,15 @@
 """scripts/bench's driver: runs the HTTP ceiling, hookbridge -> NATS JetStream and hookbridge -> Kafka
-under the same load from `hookbridge loadgen`, in one run, and prints one table.
+under the same load from `hookbridge-loadgen`, in one run, and prints one table.
 
 Every number comes from a process it started: throughput and latency from the load generator's
 report (2xx answers, and events read back from the broker), CPU from /proc/PID/stat of the gateway
 and of the broker, peak memory from VmHWM. Ratios to the ceiling are taken within the run, so they
 hold on a noisy machine. Targets are printed beside the numbers; nothing here asserts.
 
-Environment (set by scripts/bench): HOOKBRIDGE_BIN, HTTP_CEILING_BIN, HOOKBRIDGE_NATS_SERVER_BIN,
-HOOKBRIDGE_JAVA, HOOKBRIDGE_KAFKA_LIBS, HOOKBRIDGE_KAFKA_LOG4J (Apache Kafka, from
-scripts/lib/brokers.sh); knobs: BENCH_SECONDS (10), BENCH_CONNECTIONS (256), BENCH_WORKERS (2).
+Environment (set by scripts/bench): HOOKBRIDGE_BIN, HOOKBRIDGE_LOADGEN_BIN, HTTP_CEILING_BIN,
+HOOKBRIDGE_NATS_SERVER_BIN, HOOKBRIDGE_JAVA, HOOKBRIDGE_KAFKA_LIBS, HOOKBRIDGE_KAFKA_LOG4J (Apache
+Kafka, from scripts/lib/brokers.sh); knobs: BENCH_SECONDS (10), BENCH_CONNECTIONS (256),
+BENCH_WORKERS (2).
 """
 
 import base64
@@ -118,7 +119,7 @@ class Proc:
 
 def loadgen(config, port, source, extra, env):
     argv = [
-        os.environ["HOOKBRIDGE_BIN"], "loadgen", "--config", config,
+        os.environ["HOOKBRIDGE_LOADGEN_BIN"], "--config", config,
         "--target", f"127.0.0.1:{port}", "--source", source, "--json",
     ] + extra
     out = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)

@@ -1,8 +1,8 @@
-//! `hookbridge loadgen` against a real gateway and broker: what it reports is what the broker got.
+//! `hookbridge-loadgen` against a real gateway and broker: what it reports is what the broker got.
 
 use std::time::Duration;
 
-use hookbridge::loadgen::{self, LoadOptions};
+use hookbridge_loadgen::{self as loadgen, LoadOptions};
 
 use crate::brokers::{KafkaBroker, NatsServer, TempDir};
 use crate::helpers::{AppOptions, config_text, spawn_with_config, test_env, unique};

@@ -13,6 +13,9 @@ mod dead_letters;
 mod delivery;
 mod docplanner_model;
 mod fault_matrix;
+// The harnesses it replays exist only with the `fuzzing` feature (`cargo test --features fuzzing`,
+// as scripts/test runs it), so that the gateway's own build does not carry them.
+#[cfg(feature = "fuzzing")]
 mod fuzz_regressions;
 mod golden;
 mod helpers;

@@ -5,7 +5,7 @@
 //! The seeds are made from the fixtures (`tests/fixtures/golden`, `tests/fixtures/sns`), signed for
 //! the harness clock `fuzzing::NOW`. `seeds_are_made_from_the_fixtures` checks that the committed
 //! files still match; after changing a fixture or the generator, rewrite them with
-//! `HOOKBRIDGE_WRITE_SEEDS=1 cargo test --test api fuzz_regressions`.
+//! `HOOKBRIDGE_WRITE_SEEDS=1 cargo test --features fuzzing --test api fuzz_regressions`.
 //!
 //! The tests are here; `request_seeds.rs` and `record_seeds.rs` make the seeds, in the framing and
 //! with the signing of `framing.rs`.

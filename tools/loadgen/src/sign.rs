@@ -8,9 +8,8 @@
 use std::collections::HashMap;
 
 use base64::Engine as _;
-
-use crate::config::{RawSource, SecretRef};
-use crate::verify::hmac::HmacAlgorithm;
+use hookbridge::config::{RawSource, SecretRef};
+use hookbridge::verify::hmac::HmacAlgorithm;
 
 /// A request ready to send: extra headers and the body. `content-type` is always among the headers.
 pub struct SignedRequest {

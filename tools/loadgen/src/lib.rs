@@ -1,5 +1,7 @@
-//! `hookbridge loadgen`: sends distinct, correctly signed webhooks to a running gateway and reports
-//! what the gateway answered and what reached the broker.
+//! `hookbridge-loadgen`: sends distinct, correctly signed webhooks to a running gateway and reports
+//! what the gateway answered and what reached the broker. A crate of its own, beside the gateway
+//! rather than inside it, so that the gateway binary and its image do not link the HTTP client and
+//! the histograms only a benchmark needs.
 //!
 //! Closed loop (`--connections N`, each sending its next request when the last is answered) finds
 //! the maximum rate; open loop (`--rate R`) sends on a fixed schedule and measures each request
@@ -22,6 +24,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use hdrhistogram::Histogram;
+use hookbridge::config::load_file;
+use hookbridge::publish::topic::{TopicTemplate, TopicVars};
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper::client::conn::http1;
@@ -32,10 +36,8 @@ use tokio::time::Instant;
 use self::consume::Consumer;
 use self::report::{LoadReport, Summary};
 use self::sign::Signer;
-use crate::config::load_file;
-use crate::publish::topic::{TopicTemplate, TopicVars};
 
-/// What `hookbridge loadgen` was asked to do: its command-line flags.
+/// What `hookbridge-loadgen` was asked to do: its command-line flags.
 #[derive(Debug, Clone, clap::Args)]
 pub struct LoadOptions {
     /// The gateway's config file: sources, secrets and publishers come from here.
@@ -45,7 +47,7 @@ pub struct LoadOptions {
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub target: SocketAddr,
     /// A source to send to, optionally weighted (`cronofy_kafka=3`); repeat for a mix.
-    #[arg(long = "source", required = true, value_parser = crate::cli::parse_weighted)]
+    #[arg(long = "source", required = true, value_parser = parse_weighted)]
     pub sources: Vec<(String, u32)>,
     /// Concurrent keep-alive connections.
     #[arg(long, default_value_t = 256)]
@@ -54,10 +56,10 @@ pub struct LoadOptions {
     #[arg(long)]
     pub rate: Option<f64>,
     /// Measured seconds.
-    #[arg(long, default_value = "10", value_parser = crate::cli::parse_seconds)]
+    #[arg(long, default_value = "10", value_parser = parse_seconds)]
     pub duration: Duration,
     /// Unmeasured seconds first: connections, caches, topics and the allocator settle.
-    #[arg(long, default_value = "2", value_parser = crate::cli::parse_seconds)]
+    #[arg(long, default_value = "2", value_parser = parse_seconds)]
     pub warmup: Duration,
     /// Approximate size of generated Cronofy bodies, in bytes.
     #[arg(long, default_value_t = 1024)]
@@ -72,6 +74,26 @@ pub struct LoadOptions {
     /// How long the consumer waits for stragglers after the load ends.
     #[arg(skip = Duration::from_secs(5))]
     pub drain: Duration,
+}
+
+/// `name` or `name=weight` (`--source cronofy_kafka=3`); a bare name weighs 1.
+fn parse_weighted(raw: &str) -> Result<(String, u32), String> {
+    match raw.split_once('=') {
+        None => Ok((raw.to_owned(), 1)),
+        Some((name, weight)) => weight
+            .parse()
+            .map(|w| (name.to_owned(), w))
+            .map_err(|_| format!("{weight:?} is not a whole-number weight")),
+    }
+}
+
+/// A non-negative number of seconds, fractions allowed (`--duration 0.5`).
+fn parse_seconds(raw: &str) -> Result<Duration, String> {
+    raw.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| format!("{raw:?} is not a number of seconds"))
 }
 
 struct Target {

@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use hdrhistogram::Histogram;
+use hookbridge::config::RawPublisher;
+use hookbridge::event::avro::EventCodec;
 use tokio::time::Instant;
 
 use super::{latency_histogram, sign, unix_micros};
-use crate::config::RawPublisher;
-use crate::event::avro::EventCodec;
 
 /// Decode one event in this many (decoding all would take CPU from the gateway under test).
 const DECODE_EVERY: u64 = 64;
