@@ -51,13 +51,24 @@ struct Settings {
     /// Confirm subscriptions to allow-listed topics (default true).
     confirm_subscriptions: Option<bool>,
     /// Direct (non-SNS) webhooks: `off` (default), `token` or `ip` (the source's allowlist).
-    direct: Option<String>,
+    #[serde(default)]
+    direct: DirectMode,
     /// Tokens accepted on direct webhooks.
     direct_tokens: Option<Vec<SecretRef>>,
     /// Header carrying the direct token (default `X-TimeTap-Token`).
     direct_token_header: Option<String>,
     /// Query parameter carrying the direct token (default `token`).
     direct_token_query: Option<String>,
+}
+
+/// `direct`, as written.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum DirectMode {
+    #[default]
+    Off,
+    Token,
+    Ip,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,10 +104,10 @@ impl TimeTap {
         env: &HashMap<String, String>,
     ) -> Result<Self, Vec<ConfigIssue>> {
         let s: Settings = settings(key, verify)?;
-        let direct = match s.direct.as_deref().unwrap_or("off") {
-            "off" => Direct::Off,
-            "ip" => Direct::Ip,
-            "token" => Direct::Token {
+        let direct = match s.direct {
+            DirectMode::Off => Direct::Off,
+            DirectMode::Ip => Direct::Ip,
+            DirectMode::Token => Direct::Token {
                 tokens: resolve_secrets(
                     &format!("{key}.direct_tokens"),
                     s.direct_tokens.as_deref().unwrap_or_default(),
@@ -111,12 +122,6 @@ impl TimeTap {
                     .clone()
                     .unwrap_or_else(|| "token".into()),
             },
-            _ => {
-                return Err(vec![ConfigIssue::new(
-                    format!("{key}.direct"),
-                    "expected `off`, `token` or `ip`",
-                )]);
-            }
         };
         if s.topic_arns.is_empty() && direct == Direct::Off {
             return Err(vec![ConfigIssue::new(
