@@ -11,8 +11,8 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::{
-    Facts, MapError, Mapped, Provider, ReplyStyle, Verified, WebhookRequest, cronofy, docplanner,
-    generic, salesking, service_optimizer, timetap,
+    Facts, MapError, Mapped, Provider, ReplyStyle, SampleRequest, SampleWebhook, Verified,
+    WebhookRequest, cronofy, docplanner, generic, salesking, service_optimizer, timetap,
 };
 use crate::section::ConfigIssue;
 use crate::verify::VerifyError;
@@ -127,6 +127,10 @@ macro_rules! providers {
 
             fn certificate_counts(&self) -> Option<(u64, u64)> {
                 match self { $(AnyProvider::$variant(p) => p.certificate_counts()),+ }
+            }
+
+            fn sample_webhook(&self, request: &SampleRequest<'_>) -> Option<SampleWebhook> {
+                match self { $(AnyProvider::$variant(p) => p.sample_webhook(request)),+ }
             }
 
             fn reply_style(&self) -> ReplyStyle {

@@ -15,7 +15,10 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::{MapError, Mapped, Provider, Verified, WebhookRequest, resolve_secrets, settings};
+use super::{
+    MapError, Mapped, Provider, SampleRequest, SampleWebhook, Verified, WebhookRequest,
+    resolve_secrets, settings,
+};
 use crate::event::{CalendarChange, CanonicalEvent, EventData, EventId};
 use crate::secret::SecretRef;
 use crate::section::ConfigIssue;
@@ -117,6 +120,23 @@ impl Provider for Cronofy {
 
     fn dead_letter_headers(&self) -> &'static [&'static str] {
         &["cronofy-hmac-sha256"]
+    }
+
+    fn sample_webhook(&self, request: &SampleRequest<'_>) -> Option<SampleWebhook> {
+        // A `change` notification, padded with calendar ids to about the asked size (the
+        // envelope without ids is ~190 bytes; each id adds 27).
+        let ids = request.body_bytes.saturating_sub(190) / 27;
+        let calendars: Vec<String> = (0..ids.max(1))
+            .map(|i| format!("\"cal_{i:020}\""))
+            .collect();
+        let body = format!(
+            r#"{{"notification":{{"type":"change","changes_since":"2024-10-14T09:24:16Z"}},"channel":{{"channel_id":"{}","callback_url":"https://example.com/cronofy","filters":{{"calendar_ids":[{}]}}}}}}"#,
+            request.subject,
+            calendars.join(",")
+        );
+        let signature = self.keyring.sign(&[body.as_bytes()]);
+        let header = vec![("cronofy-hmac-sha256".to_owned(), signature)];
+        Some(SampleWebhook::json(body, "calendar.changed", header))
     }
 
     async fn verify<'a>(

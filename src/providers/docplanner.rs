@@ -16,7 +16,10 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::{MapError, Mapped, Provider, Verified, WebhookRequest, resolve_secrets, settings};
+use super::{
+    MapError, Mapped, Provider, SampleRequest, SampleWebhook, Verified, WebhookRequest,
+    resolve_secrets, settings,
+};
 use crate::event::{Appointment, CanonicalEvent, EventData, EventId};
 use crate::secret::{Secret, SecretRef};
 use crate::section::ConfigIssue;
@@ -143,6 +146,17 @@ impl Provider for Docplanner {
 
     fn supports_reconcile(&self) -> bool {
         true
+    }
+
+    fn sample_webhook(&self, request: &SampleRequest<'_>) -> Option<SampleWebhook> {
+        let (header, keys) = self.api_key.as_ref()?;
+        let key = std::str::from_utf8(keys.first()?.expose()).ok()?;
+        let body = format!(
+            r#"{{"name":"slot-booked","data":{{"facility":{{"id":"1"}},"doctor":{{"id":"123"}},"address":{{"id":"111"}},"visit_booking":{{"id":"{}","status":"booked","start_at":"2021-05-26T16:00:00+01:00","end_at":"2021-05-26T16:30:00+01:00","duration":30}}}},"created_at":"2021-05-12T10:18:34+01:00"}}"#,
+            request.subject
+        );
+        let extra = vec![(header.to_ascii_lowercase(), key.to_owned())];
+        Some(SampleWebhook::json(body, "appointment.booked", extra))
     }
 
     async fn verify<'a>(

@@ -12,8 +12,10 @@ pub mod service_optimizer;
 pub mod timetap;
 
 pub mod any;
+pub mod sample;
 
 pub use any::{AnyProvider, kinds};
+pub use sample::{SampleRequest, SampleWebhook};
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -186,6 +188,12 @@ pub trait Provider {
     /// (certificate cache hits, certificate fetches) since start, for providers whose scheme
     /// fetches signing certificates (SNS).
     fn certificate_counts(&self) -> Option<(u64, u64)> {
+        None
+    }
+    /// A webhook as this provider sends it, signed with the source's first secret: what a load
+    /// generator sends. `None` where only the provider can sign (SNS) or the source is
+    /// configured without a secret to sign with.
+    fn sample_webhook(&self, _request: &SampleRequest<'_>) -> Option<SampleWebhook> {
         None
     }
     fn reply_style(&self) -> ReplyStyle {

@@ -12,6 +12,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
+use base64::Engine as _;
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -19,7 +20,8 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::{
-    Facts, MapError, Mapped, Provider, Verified, WebhookRequest, resolve_secrets, settings,
+    Facts, MapError, Mapped, Provider, SampleRequest, SampleWebhook, Verified, WebhookRequest,
+    resolve_secrets, settings,
 };
 use crate::event::{CanonicalEvent, CrmRecord, EventData, EventId};
 use crate::secret::SecretRef;
@@ -125,6 +127,26 @@ impl Provider for SalesKing {
     fn default_dedup_window(&self) -> Duration {
         // signed_request is accepted for an hour after issued_at.
         Duration::from_secs(2 * 3600)
+    }
+
+    fn sample_webhook(&self, request: &SampleRequest<'_>) -> Option<SampleWebhook> {
+        let issued_at = OffsetDateTime::from_unix_timestamp(request.now_unix)
+            .ok()?
+            .format(&Rfc3339)
+            .ok()?;
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
+            r#"{{"obj":{{"{}":{{"id":"{}"}}}},"company_id":"loadgen","issued_at":"{issued_at}","algorithm":"HMAC-SHA256"}}"#,
+            self.object_type, request.subject
+        ));
+        let signature = self.keyring.sign(&[payload.as_bytes()]);
+        Some(SampleWebhook {
+            headers: vec![(
+                "content-type".to_owned(),
+                "application/x-www-form-urlencoded".to_owned(),
+            )],
+            body: format!("signed_request={signature}.{payload}"),
+            event_type: format!("crm.record_{}", self.action),
+        })
     }
 
     /// The raw body holds the access token in base64: keep only the decoded payload without its

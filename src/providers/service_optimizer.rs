@@ -18,7 +18,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{
-    MapError, Mapped, Provider, ReplyStyle, Verified, WebhookRequest, resolve_secrets, settings,
+    MapError, Mapped, Provider, ReplyStyle, SampleRequest, SampleWebhook, Verified, WebhookRequest,
+    resolve_secrets, settings,
 };
 use crate::event::{Appointment, CanonicalEvent, EventData, EventId};
 use crate::secret::{Secret, SecretRef};
@@ -135,6 +136,20 @@ impl Provider for ServiceOptimizer {
     fn default_dedup_window(&self) -> Duration {
         // ServiceOptimizer keeps undelivered notifications `notification_days_before` days.
         Duration::from_secs(7 * 24 * 3600)
+    }
+
+    fn sample_webhook(&self, request: &SampleRequest<'_>) -> Option<SampleWebhook> {
+        // A static token only: a JWT would need the issuer's private key.
+        let Check::Static(tokens) = &self.check else {
+            return None;
+        };
+        let token = std::str::from_utf8(tokens.first()?.expose()).ok()?;
+        let body = format!(
+            r#"{{"Type":"0","WorkItemType":"1","WorkItem":{{"Id":"{}","WorkStatus":"10"}}}}"#,
+            request.subject
+        );
+        let extra = vec![("authorization".to_owned(), token.to_owned())];
+        Some(SampleWebhook::json(body, "appointment.booked", extra))
     }
 
     fn reply_style(&self) -> ReplyStyle {

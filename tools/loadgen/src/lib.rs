@@ -24,7 +24,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use hdrhistogram::Histogram;
-use hookbridge::config::load_file;
+use hookbridge::config::{Config, load_file};
 use hookbridge::publish::topic::{TopicTemplate, TopicVars};
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
@@ -108,6 +108,15 @@ pub async fn run(
     env: &HashMap<String, String>,
 ) -> Result<LoadReport, String> {
     let raw = load_file(&options.config, env).map_err(|e| e.to_string())?;
+    // The providers exactly as the gateway builds them: their samples carry its secrets.
+    let config = load_file(&options.config, env)
+        .map_err(|e| e.to_string())
+        .and_then(|raw| {
+            Config::validate(raw, env).map_err(|issues| {
+                let listed: Vec<String> = issues.iter().map(ToString::to_string).collect();
+                listed.join("; ")
+            })
+        })?;
     let mut targets = Vec::new();
     let mut consumers = Vec::new();
     for (name, weight) in &options.sources {
@@ -115,7 +124,10 @@ pub async fn run(
             .sources
             .get(name)
             .ok_or_else(|| format!("no source {name:?} in {}", options.config.display()))?;
-        let signer = Signer::for_source(source, env, options.body_bytes)
+        let provider = config.sources.get(name).map(|s| s.provider.clone());
+        let signer = provider
+            .ok_or_else(|| format!("source {name} is not valid"))
+            .and_then(|p| Signer::for_source(p, options.body_bytes))
             .map_err(|e| format!("source {name}: {e}"))?;
         if options.consume {
             let publisher = raw
@@ -303,12 +315,13 @@ async fn connection(
             })
             .unwrap_or(&targets[0]);
         let now = unix_micros();
-        let signed = target
-            .signer
-            .sign(&sign::tag(phase.run, seq, now), (now / 1_000_000) as i64);
+        let tag = sign::tag(phase.run, seq, now);
+        let Some(signed) = target.signer.sign(&tag, (now / 1_000_000) as i64) else {
+            continue;
+        };
         let mut request = Request::post(target.path.as_str()).header("host", host.as_str());
         for (name, value) in &signed.headers {
-            request = request.header(*name, value.as_str());
+            request = request.header(name.as_str(), value.as_str());
         }
         let Ok(request) = request.body(Full::new(Bytes::from(signed.body))) else {
             continue;
