@@ -51,6 +51,7 @@ impl Default for RawDedup {
             path: None,
             url: None,
             bucket: "hookbridge_dedup".into(),
+            // Docplanner's window (it re-dispatches for 14 days), the longest any provider sets.
             max_age_secs: 15 * 24 * 3600,
             max_bytes: 1024 * 1024 * 1024,
             token: None,
@@ -62,12 +63,15 @@ impl Default for RawDedup {
 #[derive(Debug, Clone, PartialEq)]
 pub enum DedupConfig {
     Memory {
+        /// The in-memory store's bound on keys, and so on the pod's memory.
         capacity: usize,
     },
+    /// The redb store in `path`, at most `capacity` keys.
     Disk {
         path: std::path::PathBuf,
         capacity: usize,
     },
+    /// The shared bucket, bounded by age and by bytes (see `nats_kv`).
     Nats {
         url: String,
         bucket: String,
@@ -92,6 +96,7 @@ pub fn validate(
             let capacity = d
                 .capacity
                 .unwrap_or(if memory { 1_000_000 } else { 50_000_000 });
+            // Refused, not rounded up: the stores' `max(1)` would keep one key, dedup in name only.
             if capacity == 0 {
                 issues.push(ConfigIssue::new("dedup.capacity", "must be greater than 0"));
                 return None;
@@ -116,6 +121,7 @@ pub fn validate(
                 ));
                 return None;
             };
+            // Reported without returning, so check-config lists this with the checks below.
             if d.max_age_secs < longest_window {
                 issues.push(ConfigIssue::new(
                     "dedup.max_age_secs",

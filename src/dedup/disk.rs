@@ -24,10 +24,14 @@ use redb::{Database, Durability, ReadableTable, ReadableTableMetadata, TableDefi
 use super::memory::{KeyDigest, digest};
 use super::{Claim, DedupError, DedupStore, Revision};
 
+/// Digest → encoded `Record`.
 const KEYS: TableDefinition<'_, u128, &[u8]> = TableDefinition::new("keys");
+/// (expiry in unix ms, digest), ordered so the first row is the key closest to its end.
 const EXPIRY: TableDefinition<'_, (u64, u128), ()> = TableDefinition::new("expiry");
 /// Expired keys removed per claim, so the sweep keeps pace with the claims without a long stall.
 const SWEEP: usize = 8;
+// A record's first byte. The file outlives the binary: these values are the on-disk format and
+// must never be renumbered.
 const PENDING: u8 = 0;
 const DONE: u8 = 1;
 
@@ -35,6 +39,8 @@ fn store_error(e: impl std::fmt::Display) -> DedupError {
     DedupError(format!("disk: {e}"))
 }
 
+/// Wall-clock milliseconds, not `Instant` as in memory: expiries are stored in the file and must
+/// mean the same after a restart. A clock before 1970 reads as 0.
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -42,6 +48,7 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// A duration in milliseconds, saturating: a huge window means never expiring, not wrapping.
 fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -56,6 +63,8 @@ struct Record {
 }
 
 impl Record {
+    /// Fixed 25 bytes, little-endian: the layout the file holds, so it must stay readable by
+    /// later versions.
     fn encode(&self) -> [u8; 25] {
         let mut out = [0u8; 25];
         out[0] = self.state;
@@ -79,11 +88,15 @@ impl Record {
     }
 }
 
+/// The redb-backed single-replica store, shared (`Arc`) with its flush thread.
 pub struct DiskDedup {
     db: Database,
     path: PathBuf,
     capacity: u64,
+    /// The key count, read from the file at open and kept by the writers (under `write`), so
+    /// the bound is checked without asking the table.
     keys: AtomicU64,
+    /// Seeded from the clock at open; see `open`.
     next_revision: AtomicU64,
     /// Serialises writers, so the key count stays exact.
     write: Mutex<()>,
@@ -102,6 +115,8 @@ impl DiskDedup {
         let db = Database::create(&path).map_err(store_error)?;
         let txn = db.begin_write().map_err(store_error)?;
         let keys = {
+            // Opening both tables in a write transaction creates them in a fresh file; the count is
+            // what an earlier run left.
             let table = txn.open_table(KEYS).map_err(store_error)?;
             txn.open_table(EXPIRY).map_err(store_error)?;
             table.len().map_err(store_error)?
@@ -133,6 +148,8 @@ impl DiskDedup {
             .lock()
             .map_err(|_| store_error("lock poisoned"))?;
         let mut txn = self.db.begin_write().map_err(store_error)?;
+        // redb persists a `Durability::None` commit only with a later durable one, so this empty
+        // commit makes every write since the last flush durable at once: one fsync a second.
         txn.set_durability(Durability::Immediate)
             .map_err(store_error)?;
         txn.commit().map_err(store_error)
@@ -151,6 +168,8 @@ impl DiskDedup {
             .lock()
             .map_err(|_| store_error("lock poisoned"))?;
         let mut txn = self.db.begin_write().map_err(store_error)?;
+        // Not fsync'd: the next flush (within a second) makes it durable, the trade the module
+        // docs describe.
         txn.set_durability(Durability::None).map_err(store_error)?;
         let out = {
             let mut keys = txn.open_table(KEYS).map_err(store_error)?;
@@ -169,6 +188,7 @@ impl DiskDedup {
         now: u64,
     ) -> Result<Claim, DedupError> {
         let k = digest(key);
+        // Taken before the lock: a revision only has to be unique, not ordered with the write.
         let revision = self.next_revision.fetch_add(1, Ordering::Relaxed);
         let capacity = self.capacity;
         let counted = &self.keys;
@@ -178,6 +198,8 @@ impl DiskDedup {
                 .get(k)
                 .map_err(store_error)?
                 .and_then(|v| Record::decode(v.value()));
+            // A live record answers the claim; an expired one loses its expiry row and is
+            // overwritten below, keeping the count.
             if let Some(r) = existing {
                 if r.expires > now {
                     return Ok(if r.state == DONE {
@@ -199,6 +221,8 @@ impl DiskDedup {
             keys.insert(k, record.encode().as_slice()).map_err(store_error)?;
             expiry.insert((record.expires, k), ()).map_err(store_error)?;
             // Sweep what has expired, then evict (soonest to end first) down to the bound.
+            // A few expired keys on every claim keep dead keys from piling up in the file without a
+            // background sweep, and the bound holds after every claim, not eventually.
             let mut swept = 0;
             while swept < SWEEP || counted.load(Ordering::Relaxed) > capacity {
                 let Some((first, ())) = expiry
@@ -220,6 +244,9 @@ impl DiskDedup {
                 keys.remove(old).map_err(store_error)?;
                 counted.fetch_sub(1, Ordering::Relaxed);
                 if expires > now {
+                    // Inside its window: an eviction, not a sweep. A resend of it would be
+                    // published again, so it is counted; logged on the first and every 10,000th
+                    // only, so a full store cannot flood the log.
                     evictions.inc();
                     if evictions.get() % 10_000 == 1 {
                         tracing::warn!(
@@ -241,6 +268,8 @@ impl DiskDedup {
                 .get(k)
                 .map_err(store_error)?
                 .and_then(|v| Record::decode(v.value()));
+            // A claim that was taken over (its pending mark expired) must not mark the new
+            // claimer's key done. The window counts from the publish.
             let Some(mut r) = existing.filter(|r| r.revision == revision.0) else {
                 return Ok(());
             };
@@ -253,6 +282,7 @@ impl DiskDedup {
         })
     }
 
+    /// Forgets the key and its expiry row, whatever claim holds it.
     fn release_now(&self, key: &str) -> Result<(), DedupError> {
         let k = digest(key);
         let counted = &self.keys;
@@ -270,6 +300,8 @@ impl DiskDedup {
     }
 }
 
+// Synchronous inside `async fn`s: a write is a short B-tree update in redb's cache (the fsync
+// is the flusher's), cheaper inline than a hop to the blocking pool.
 impl DedupStore for DiskDedup {
     async fn claim(
         &self,
@@ -291,6 +323,8 @@ impl DedupStore for DiskDedup {
 
 /// Flushes `store` every second until the process ends.
 pub fn spawn_flusher(store: std::sync::Arc<DiskDedup>) {
+    // A thread of its own, not a tokio task: the flush waits for an fsync, which must not stall
+    // an async worker, and it takes the writer lock that claims wait on.
     let spawned = std::thread::Builder::new()
         .name("dedup-flush".into())
         .spawn(move || {
@@ -301,6 +335,7 @@ pub fn spawn_flusher(store: std::sync::Arc<DiskDedup>) {
                 }
             }
         });
+    // Not fatal: the store still answers; only the once-a-second durability is lost.
     if let Err(e) = spawned {
         tracing::error!(error = %e, "cannot start the dedup flush thread: keys are made durable at shutdown only");
     }

@@ -18,7 +18,9 @@ use super::{Claim, DedupError, DedupStore, Revision};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
+    /// Claimed, being published: another claim is answered `InFlight`.
     Pending,
+    /// Published: another claim within the window is a `Duplicate`.
     Done,
 }
 
@@ -27,12 +29,15 @@ struct Entry {
     /// Set at claim time; `confirm` extends it to the window.
     expires: Instant,
     window: Duration,
+    /// Which claim wrote the entry: a confirm or an order record of an earlier claim of the
+    /// same key must not act on a later one.
     revision: u64,
 }
 
 /// The first 128 bits of the key's SHA-256.
 pub(super) type KeyDigest = u128;
 
+/// The disk store keys its tables by the same digest, for the same fixed 16 bytes a key.
 pub(super) fn digest(key: &str) -> KeyDigest {
     let hash = Sha256::digest(key.as_bytes());
     let mut first = [0u8; 16];
@@ -44,9 +49,12 @@ struct Inner {
     entries: HashMap<KeyDigest, Entry>,
     /// Keys in claim order, for eviction; may hold keys already removed.
     order: VecDeque<(KeyDigest, u64)>,
+    /// Only grows; unique within the process, which is all a revision of this store must be.
     next_revision: u64,
 }
 
+/// The single-replica store. One `std::sync::Mutex` over table and queue: every operation is a
+/// short in-memory update with no `.await` inside, so an async lock would only add cost.
 pub struct MemoryDedup {
     capacity: usize,
     inner: Mutex<Inner>,
@@ -55,6 +63,8 @@ pub struct MemoryDedup {
 }
 
 impl MemoryDedup {
+    /// A store of at most `capacity` keys (at least one); evictions are counted only once
+    /// `with_evictions` gives it a counter.
     pub fn new(capacity: usize) -> Self {
         MemoryDedup {
             evictions: None,
@@ -81,10 +91,13 @@ impl MemoryDedup {
         (keys, keys * per_key)
     }
 
+    /// Keys held, expired ones included until they are overwritten or evicted. A poisoned lock
+    /// reads as empty: this only feeds the usage gauge and tests.
     pub fn len(&self) -> usize {
         self.inner.lock().map(|i| i.entries.len()).unwrap_or(0)
     }
 
+    /// No key held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -101,6 +114,8 @@ impl MemoryDedup {
             .inner
             .lock()
             .map_err(|_| DedupError("memory store lock poisoned".into()))?;
+        // An expired entry is absent, whatever its state: a pending one's claimer is presumed dead
+        // (taken over), a done one has outlived its window.
         if let Some(entry) = inner.entries.get(&key)
             && entry.expires > now
         {
@@ -128,10 +143,13 @@ impl MemoryDedup {
             };
             if inner.entries.get(&old).is_some_and(|e| e.revision == rev)
                 && let Some(evicted) = inner.entries.remove(&old)
+                // Only a key still inside its window is an eviction worth counting: a resend of it
+                // would be published again. An expired one costs nothing.
                 && evicted.expires > now
                 && let Some(counter) = &self.evictions
             {
                 counter.inc();
+                // The first eviction and every 10,000th after: a full store must not flood the log.
                 if counter.get() % 10_000 == 1 {
                     tracing::warn!(
                         capacity = self.capacity,
@@ -141,6 +159,8 @@ impl MemoryDedup {
             }
         }
         // Keep the order queue from growing without bound when keys are re-claimed.
+        // At twice the capacity, the O(n) pass leaves at most `capacity` records, so it runs at
+        // most once per `capacity` claims: amortised constant time.
         if inner.order.len() > self.capacity * 2 {
             let Inner { entries, order, .. } = &mut *inner;
             order.retain(|(k, r)| entries.get(k).is_some_and(|e| e.revision == *r));
@@ -157,6 +177,7 @@ impl MemoryDedup {
         if let Some(entry) = inner.entries.get_mut(&key)
             && entry.revision == revision.0
         {
+            // The window counts from the publish, not from the claim.
             entry.state = State::Done;
             entry.expires = now + entry.window;
         }
@@ -183,6 +204,7 @@ impl DedupStore for MemoryDedup {
             .inner
             .lock()
             .map_err(|_| DedupError("memory store lock poisoned".into()))?;
+        // The key's order record stays behind; eviction and compaction skip it as stale.
         inner.entries.remove(&digest(key));
         Ok(())
     }

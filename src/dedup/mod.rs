@@ -34,30 +34,45 @@ pub enum Claim {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Revision(pub u64, pub Duration);
 
+/// A store that did not answer or failed. There is no permanent class: a store error never says
+/// anything about the event, so a spooling source spools it unclaimed and a `reject` source answers
+/// 503 `dedup_unavailable`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("dedup store: {0}")]
 pub struct DedupError(pub String);
 
 /// A dedup store. Keys are scoped by source by the caller.
 pub trait DedupStore {
+    /// Marks `key` pending, or says why not. `pending_timeout` is the publish deadline plus a
+    /// margin (`pipeline/claims.rs`): shorter, and a slow publish would be taken over and published
+    /// twice; much longer, and a crashed claimer would hold the provider's retries off as long.
     fn claim(
         &self,
         key: &str,
         window: Duration,
         pending_timeout: Duration,
     ) -> impl Future<Output = Result<Claim, DedupError>>;
+    /// Marks the key done for the window its claim carried, only while `revision` is still the
+    /// claim on it: a claimer that was taken over must not confirm the new claimer's key.
     fn confirm(
         &self,
         key: &str,
         revision: Revision,
     ) -> impl Future<Output = Result<(), DedupError>>;
+    /// Forgets the key after a failed publish, so the provider's retry is published, not answered
+    /// as a duplicate.
     fn release(&self, key: &str) -> impl Future<Output = Result<(), DedupError>>;
 }
 
 /// Every store kind, chosen by `[dedup] store = ...`.
+///
+/// An enum, not `dyn DedupStore`: the trait's methods return `impl Future`, so it cannot be a
+/// trait object, and boxing every claim's future would cost an allocation per webhook.
 pub enum AnyDedupStore {
     Memory(memory::MemoryDedup),
+    /// Shared with its flush thread (`disk::spawn_flusher`).
     Disk(std::sync::Arc<disk::DiskDedup>),
+    /// Boxed, like the NATS publisher, so the enum stays the size of its small variants.
     NatsKv(Box<nats_kv::NatsKvDedup>),
 }
 
@@ -72,6 +87,8 @@ impl AnyDedupStore {
     }
 
     /// Keys held and bytes taken, where the store can tell (the NATS bucket asks the server).
+    /// Called by the health loop for `hookbridge_dedup_keys` and `hookbridge_dedup_bytes`, never
+    /// on a request: for NATS it is a server round trip.
     pub async fn usage(&self) -> Option<(u64, u64)> {
         match self {
             AnyDedupStore::Memory(s) => Some(s.usage()),

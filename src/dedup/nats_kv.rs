@@ -21,15 +21,20 @@ use time::OffsetDateTime;
 
 use super::{Claim, DedupError, DedupStore, Revision};
 
+// A key's value. The value, not the revision, tells a claim in flight from a published one, so
+// every replica reads the same state from the entry alone.
 const PENDING: &[u8] = b"pending";
 const DONE: &[u8] = b"done";
 
+/// The store shared by every replica.
 pub struct NatsKvDedup {
     kv: kv::Store,
+    /// For the stream calls and the TTL'd writes that `kv::Store` does not offer.
     js: jetstream::Context,
     bucket: String,
     /// The bucket accepts per-message TTLs.
     ttl: bool,
+    /// The bucket's bound, for the warning in `usage`.
     max_bytes: i64,
 }
 
@@ -55,6 +60,8 @@ impl NatsKvDedup {
             .map_err(|e| DedupError(format!("connect: {e}")))?;
         let js = jetstream::new(client);
         let config = Self::bucket_config(bucket, max_age, max_bytes);
+        // Every server call at start is bounded: an unreachable server fails start-up with a reason
+        // instead of hanging it.
         let ttl = match tokio::time::timeout(Duration::from_secs(5), js.get_stream(&config.name))
             .await
         {
@@ -72,6 +79,8 @@ impl NatsKvDedup {
                     }
                 }
             }
+            // Missing, or the look-up failed: create it (`get_or_create_stream` also takes one that
+            // exists by then).
             _ => Self::create_bucket(&js, bucket, &config).await?,
         };
         let kv = tokio::time::timeout(Duration::from_secs(5), js.get_key_value(bucket))
@@ -94,9 +103,12 @@ impl NatsKvDedup {
         Config {
             name: format!("KV_{bucket}"),
             subjects: vec![format!("$KV.{bucket}.>")],
+            // The settings `create_key_value` sends (one value per key, rollups, direct gets), so
+            // `kv::Store` works on the stream as on any bucket.
             max_messages_per_subject: 1,
             max_age,
             max_bytes,
+            // On disk: a server restart must not forget which events were published.
             storage: StorageType::File,
             allow_rollup: true,
             deny_delete: true,
@@ -125,6 +137,8 @@ impl NatsKvDedup {
             .ok()?
             .ok()?;
         let (keys, bytes) = (info.state.messages, info.state.bytes);
+        // Near the bound the server discards the oldest keys (DiscardOld), possibly some still
+        // inside their window: warned each health tick while it lasts.
         if self.max_bytes > 0 && bytes as f64 >= self.max_bytes as f64 * 0.95 {
             tracing::warn!(bucket = %self.bucket, bytes, max_bytes = self.max_bytes, "the dedup bucket is at its bound: its oldest keys are being dropped before their window ends");
         }
@@ -140,6 +154,8 @@ impl NatsKvDedup {
         revision: u64,
         ttl: Duration,
     ) -> Result<u64, DedupError> {
+        // A bucket without TTLs refuses a `Nats-TTL` header, so it gets the plain update and its
+        // windows are enforced by age.
         if !self.ttl {
             return self
                 .kv
@@ -147,6 +163,8 @@ impl NatsKvDedup {
                 .await
                 .map_err(|e| DedupError(format!("update: {e}")));
         }
+        // The compare-and-swap `kv::Store::update` sends: the write fails if anyone wrote the key
+        // since `revision`, which is what makes a takeover or a confirm safe between replicas.
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(
             "Nats-Expected-Last-Subject-Sequence",
@@ -155,6 +173,7 @@ impl NatsKvDedup {
         headers.insert("Nats-TTL", ttl_secs(ttl).to_string().as_str());
         let subject = format!("$KV.{}.{k}", self.bucket);
         self.js
+            // The first await sends, the second waits for the PubAck: only a stored write counts.
             .publish_with_headers(subject, headers, Bytes::from_static(value))
             .await
             .map_err(|e| DedupError(format!("update: {e}")))?
@@ -165,6 +184,8 @@ impl NatsKvDedup {
 
     /// Creates the bucket; true when it takes TTLs. The stream is created by hand, not with
     /// `create_key_value`: its `kv::Config` cannot say that a full bucket drops its oldest keys.
+    /// (It also spares us `create_key_value`'s account-info query, which servers before 2.11,
+    /// Debian's 2.9 among them, do not answer in the shape async-nats expects.)
     async fn create_bucket(
         js: &jetstream::Context,
         bucket: &str,
@@ -199,6 +220,7 @@ impl NatsKvDedup {
 }
 
 /// TTLs are whole seconds, at least one.
+/// Rounded up, so a mark never lives less than it was given.
 fn ttl_secs(ttl: Duration) -> u64 {
     ttl.as_secs_f64().ceil().max(1.0) as u64
 }
@@ -208,6 +230,8 @@ fn pending_ttl(pending_timeout: Duration) -> Duration {
     Duration::from_secs(ttl_secs(pending_timeout))
 }
 
+/// The server's timestamp against our clock: a skew between them shifts windows by as much,
+/// and a negative age reads as zero.
 fn age(created: OffsetDateTime) -> Duration {
     let elapsed = OffsetDateTime::now_utc() - created;
     Duration::try_from(elapsed).unwrap_or(Duration::ZERO)
@@ -221,6 +245,8 @@ impl DedupStore for NatsKvDedup {
         pending_timeout: Duration,
     ) -> Result<Claim, DedupError> {
         let k = Self::kv_key(key);
+        // `create` writes only where the key has no value (an expected revision of 0, or over a
+        // delete marker), so of two replicas claiming at once exactly one gets `New`.
         let created = if self.ttl {
             self.kv
                 .create_with_ttl(
@@ -235,6 +261,7 @@ impl DedupStore for NatsKvDedup {
         match created {
             Ok(revision) => return Ok(Claim::New(Revision(revision, window))),
             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
+            // Anything else is the store failing, which says nothing about the event.
             Err(e) => return Err(DedupError(format!("create: {e}"))),
         }
         let entry = self
@@ -249,6 +276,8 @@ impl DedupStore for NatsKvDedup {
                 Err(_) => Ok(Claim::InFlight),
             };
         };
+        // A delete marker (a release) is no claim, whatever its age. Without TTLs these age checks
+        // are the only windows; with them the server drops the key at about the same time.
         let live = entry.operation == kv::Operation::Put;
         let age = age(entry.created);
         if live && entry.value.as_ref() == DONE && age < window {
@@ -268,6 +297,8 @@ impl DedupStore for NatsKvDedup {
         }
     }
 
+    /// Done, with the source's window as its TTL, over the claim's revision: if another replica
+    /// took the key over meanwhile, this fails and the caller logs it (the event is safe).
     async fn confirm(&self, key: &str, revision: Revision) -> Result<(), DedupError> {
         let k = Self::kv_key(key);
         let Revision(revision, window) = revision;
@@ -277,6 +308,7 @@ impl DedupStore for NatsKvDedup {
             .map_err(|e| DedupError(format!("confirm: {}", e.0)))
     }
 
+    /// A delete marker, which `claim` reads as free.
     async fn release(&self, key: &str) -> Result<(), DedupError> {
         self.kv
             .delete(Self::kv_key(key))

@@ -29,8 +29,11 @@ use super::{OutboundMessage, PublishError, Publisher, header_safe};
 use crate::publish::config::KafkaConfig;
 
 /// Kafka header that carries the dedup key (the same value as `ce_id`).
+/// Kafka has no broker-side dedup across producer sessions: consumers that need once-only drop
+/// repeats by this header.
 pub const DEDUP_HEADER: &str = "hookbridge_dedup_key";
 
+/// The Kafka publisher: one producer for every source routed to it.
 pub struct KafkaPublisher {
     /// Cloning a `FutureProducer` clones an `Arc`; the lock is held only for that clone.
     producer: RwLock<FutureProducer>,
@@ -40,9 +43,11 @@ pub struct KafkaPublisher {
     suspect: AtomicBool,
     /// Present when hookbridge creates topics on first use.
     admin: Option<AdminClient<DefaultClientContext>>,
+    /// Partitions and replication factor of the topics this process creates.
     partitions: i32,
     replication: i32,
     /// Topics known to exist, so creation is attempted once per topic and process.
+    /// A std `Mutex`: looked up and updated without an `.await` while it is held.
     known_topics: Mutex<HashSet<String>>,
     /// The most topics this process creates: topic names come from templates that may hold an
     /// event type, and a flood of new types must not become a flood of topics.
@@ -58,6 +63,8 @@ pub struct KafkaPublisher {
 /// The registry, whether it answered since its last failure, and the error counter (by reason).
 struct Registry {
     client: SchemaRegistry,
+    /// False before the registry first answers and after a failure: the publisher is unready
+    /// then, until the health check's `recover` succeeds.
     ready: AtomicBool,
     /// The subject whose id could not be resolved last, which the health check retries: the
     /// publisher stays unready until it resolves.
@@ -88,6 +95,8 @@ impl Registry {
         self.failed(e);
     }
 
+    /// Marks the publisher unready and counts the failure by reason. Logged as an error: until the
+    /// registry answers, events to subjects not yet cached wait (spooled or 503).
     fn failed(&self, e: &RegistryError) {
         self.ready.store(false, Ordering::Relaxed);
         self.metrics.registry_error(&self.publisher, e.code());
@@ -107,15 +116,23 @@ impl KafkaPublisher {
         client
             .set("bootstrap.servers", &config.bootstrap_servers)
             .set("client.id", "hookbridge")
+            // Idempotent producer + `acks=all` because a 2xx is the promise: the delivery
+            // report then means every in-sync replica has the record, and librdkafka's own
+            // retries can neither duplicate nor reorder it within this producer's session.
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", config.linger_ms.to_string())
             .set(
+                // `.max(1)`: 0 means no timeout at all to librdkafka.
                 "message.timeout.ms",
                 publish_timeout.as_millis().max(1).to_string(),
             )
             .set("socket.keepalive.enable", "true")
+            // The bound check-config holds bodies and their envelope to, so a body that was
+            // accepted is never refused by the client for its size.
             .set("message.max.bytes", config.max_message_bytes.to_string());
+        // Set after ours, so a user property would win: validation refuses the pinned ones
+        // (`PINNED_KAFKA_PROPERTIES`) for that reason.
         for (name, value) in &config.properties {
             client.set(name, value);
         }
@@ -125,6 +142,7 @@ impl KafkaPublisher {
         let producer: FutureProducer = client
             .create()
             .map_err(|e| format!("kafka producer: {e}"))?;
+        // The admin client takes the producer's settings: the same brokers, the same credentials.
         let admin = if config.create_topics {
             Some(
                 client
@@ -148,6 +166,7 @@ impl KafkaPublisher {
             registry: match &config.schema_registry {
                 Some(r) => Some(Registry {
                     client: SchemaRegistry::new(r.clone())?,
+                    // Unready until `prepare_registry` (at start) or the health check reaches it.
                     ready: AtomicBool::new(false),
                     failed_subject: Mutex::new(None),
                     metrics: metrics.clone(),
@@ -158,6 +177,7 @@ impl KafkaPublisher {
         })
     }
 
+    /// Start-up prepares a registry only for the publishers that have one.
     pub fn has_registry(&self) -> bool {
         self.registry.is_some()
     }
@@ -180,6 +200,7 @@ impl KafkaPublisher {
             Err(e) => {
                 registry.failed(&e);
                 match e {
+                    // Unreachable: start unready; the health check retries through `recover`.
                     RegistryError::Unavailable(_) => Ok(()),
                     other => Err(other),
                 }
@@ -213,6 +234,8 @@ impl KafkaPublisher {
         }
     }
 
+    /// A clone (an `Arc`) of the current producer, taken under the read lock and used after it:
+    /// a send never holds the lock, so a rebuild never waits for deliveries.
     fn producer(&self) -> Result<FutureProducer, PublishError> {
         self.producer
             .read()
@@ -230,6 +253,7 @@ impl KafkaPublisher {
             Ok(mut guard) => std::mem::replace(&mut *guard, fresh),
             Err(_) => return Err(PublishError::Unavailable("producer lock poisoned".into())),
         };
+        // Detached: the health check must not wait for the old queue's purge either.
         drop(tokio::task::spawn_blocking(move || drop(old)));
         self.suspect.store(false, Ordering::Relaxed);
         tracing::warn!(
@@ -255,10 +279,14 @@ impl KafkaPublisher {
     /// is success.
     async fn ensure_topic(&self, message: &OutboundMessage) -> Result<(), PublishError> {
         let topic = message.topic.as_str();
+        // Only event topics count against `max_created_topics`: dead-letter topics are one per
+        // source, so the config bounds them.
         let bounded = Writer::of(message.cloudevent.content_type) == Writer::Event;
         let Some(admin) = &self.admin else {
             return Ok(());
         };
+        // One admin round trip per topic and process: every later event to it goes straight to
+        // the producer.
         if self.topic_known(topic) {
             return Ok(());
         }
@@ -286,10 +314,12 @@ impl KafkaPublisher {
                         self.event_topics_created.fetch_add(1, Ordering::Relaxed);
                     }
                 }
+                // Created by another replica, or by an earlier process: just as good.
                 Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
                 Err((_, code)) => return Err(classify_code(code, "create topic")),
             }
         }
+        // Remembered only once the broker confirmed it, so a failure is retried by the next event.
         if let Ok(mut t) = self.known_topics.lock() {
             t.insert(topic.to_owned());
         }
@@ -297,6 +327,8 @@ impl KafkaPublisher {
     }
 
     async fn send(&self, message: &OutboundMessage) -> Result<(), PublishError> {
+        // The CloudEvents Kafka binding in binary mode: each attribute a `ce_` header, the datum
+        // the value; `content-type` is the binding's name for `datacontenttype`.
         let mut headers = OwnedHeaders::new_with_capacity(message.cloudevent.attributes.len() + 2);
         for (name, value) in &message.cloudevent.attributes {
             let key = format!("ce_{name}");
@@ -314,6 +346,8 @@ impl KafkaPublisher {
                 key: DEDUP_HEADER,
                 value: Some(message.dedup_key.as_str()),
             });
+        // Framed only now: a registry that cannot frame this subject fails the publish before the
+        // producer sees it, so nothing is ever written with a guessed id.
         let payload = self.payload(message).await?;
         let record = FutureRecord::to(&message.topic)
             .key(message.key.as_bytes())
@@ -331,6 +365,9 @@ impl KafkaPublisher {
                 Ok(())
             }
             Err((e, _message)) => {
+                // A timed-out delivery or a fatal error is the wedge symptom; any other
+                // error (a refusal, an unknown topic) means the broker is talking to this
+                // producer, which is then fine.
                 let wedged = matches!(
                     e.rdkafka_error_code(),
                     Some(RDKafkaErrorCode::MessageTimedOut)
@@ -368,6 +405,7 @@ impl Publisher for KafkaPublisher {
     async fn health_check(&self, timeout: Duration) -> Result<(), PublishError> {
         // fetch_metadata blocks the calling thread; keep it off the async workers.
         let producer = self.producer()?;
+        // A fatal error makes librdkafka refuse every send until the producer is replaced.
         let fatal = producer.client().fatal_error();
         tokio::task::spawn_blocking(move || {
             producer
@@ -379,6 +417,8 @@ impl Publisher for KafkaPublisher {
         .await
         .map_err(|e| PublishError::Unavailable(format!("health check task: {e}")))??;
         // The broker answers: if our deliveries were failing anyway, the producer is the problem.
+        // Not before: while the broker is down, a fresh producer would time out the same way,
+        // and the rebuild would only drop the old one's queue.
         if fatal.is_some() || self.suspect.load(Ordering::Relaxed) {
             self.rebuild_producer()?;
         }
@@ -386,6 +426,7 @@ impl Publisher for KafkaPublisher {
         if let Some(registry) = &self.registry
             && !registry.ready.load(Ordering::Relaxed)
         {
+            // Bounded like the metadata fetch: the health loop checks every publisher in turn.
             match tokio::time::timeout(timeout, registry.recover()).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => return Err(PublishError::Unavailable(e.to_string())),
@@ -403,11 +444,14 @@ impl Publisher for KafkaPublisher {
         let Ok(producer) = self.producer() else {
             return;
         };
+        // librdkafka's flush blocks the thread; the runtime's workers stay free during shutdown.
         let _flushed = tokio::task::spawn_blocking(move || producer.flush(timeout)).await;
     }
 }
 
 /// Sets the flag when dropped armed.
+/// A guard rather than code after the `.await`: a future dropped by the caller's timeout runs
+/// nothing after its await point, and only `Drop` still sees it.
 struct SuspectOnDrop<'a>(Option<&'a AtomicBool>);
 
 impl SuspectOnDrop<'_> {
@@ -427,6 +471,7 @@ impl Drop for SuspectOnDrop<'_> {
 fn classify(e: KafkaError) -> PublishError {
     match e.rdkafka_error_code() {
         Some(code) => classify_code(code, &e.to_string()),
+        // No code from the broker or the client: nothing says the message itself is at fault.
         None => PublishError::Unavailable(e.to_string()),
     }
 }
@@ -435,12 +480,16 @@ fn classify(e: KafkaError) -> PublishError {
 fn classify_code(code: RDKafkaErrorCode, context: &str) -> PublishError {
     use RDKafkaErrorCode as C;
     match code {
+        // About this message or its topic: the same bytes to the same topic get the same answer, so
+        // they go to the dead-letter topic instead of waiting for a retry that cannot succeed.
         C::MessageSizeTooLarge
         | C::InvalidMessageSize
         | C::InvalidMessage
         | C::InvalidRecord
         | C::InvalidTopic
         | C::TopicAuthorizationFailed => PublishError::Rejected(format!("{context}: {code:?}")),
+        // Leader elections, timeouts, brokers down, and any code not known to be permanent:
+        // retryable, the cheaper mistake (see `Publisher`).
         _ => PublishError::Unavailable(format!("{context}: {code:?}")),
     }
 }

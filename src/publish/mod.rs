@@ -26,9 +26,15 @@ pub struct OutboundMessage {
     /// Kafka topic or NATS subject, rendered from the source's template.
     pub topic: String,
     /// Kafka record key (stable per subject).
+    /// One subject's events share a key, so Kafka's partitioner keeps them in one partition, in
+    /// order.
     pub key: String,
     /// The event id: Kafka header `hookbridge_dedup_key`, NATS `Nats-Msg-Id`.
+    /// `<source>/<event id>`: scoped by source because two sources sharing a stream may carry
+    /// the same provider id, and must not suppress each other's events.
     pub dedup_key: String,
+    /// Sent as headers (CloudEvents binary mode: `ce_*` on Kafka, `ce-*` on NATS), beside the
+    /// datum rather than inside it.
     pub cloudevent: CloudEventAttributes,
     /// The Avro datum.
     pub payload: Vec<u8>,
@@ -50,6 +56,7 @@ pub enum PublishError {
 }
 
 impl PublishError {
+    /// The stable code: the JSON body's `code`, the log field and the metric reason label.
     pub fn code(&self) -> &'static str {
         match self {
             PublishError::Timeout(_) => "publish_timeout",
@@ -60,6 +67,10 @@ impl PublishError {
 }
 
 /// A broker client that can store one event and say when it has.
+///
+/// Classifying errors is the implementation's job, since only it knows its broker's answers; a
+/// wrong `Unavailable` costs retries, a wrong `Rejected` dead-letters an event the broker would
+/// have taken.
 pub trait Publisher {
     /// `kafka` or `nats`: the `broker` metric label.
     fn broker(&self) -> &'static str;
@@ -137,13 +148,18 @@ impl Publisher for AnyPublisher {
 /// A publisher with its name and last known health, as the rest of the gateway sees it.
 pub struct NamedPublisher {
     pub name: String,
+    /// The broker client; shared by the request path, the spool's drainer and the health loop.
     pub inner: AnyPublisher,
+    /// Starts false: `/readyz` answers 503 until the first health check or publish succeeds.
+    /// Relaxed everywhere: the flag guards no other memory, it is a hint for readiness and
+    /// spooling.
     healthy: AtomicBool,
     /// Its metric handles.
     pub metrics: PublisherMetrics,
 }
 
 impl NamedPublisher {
+    /// `name` is the `[publishers.NAME]` key: the metric label and the spool's publisher name.
     pub fn new(name: String, inner: AnyPublisher, metrics: &Metrics) -> Arc<Self> {
         Arc::new(NamedPublisher {
             metrics: PublisherMetrics::new(metrics, &name, inner.broker()),
@@ -153,12 +169,15 @@ impl NamedPublisher {
         })
     }
 
+    /// Last known health. A spooling source that finds it false spools at once instead of waiting
+    /// out the deadline; `/readyz` reports it.
     pub fn is_healthy(&self) -> bool {
         self.healthy.load(Ordering::Relaxed)
     }
 
     /// Records the result of a health check or a publish. Returns the previous state.
     pub fn set_healthy(&self, healthy: bool) -> bool {
+        // The previous state lets the health loop act on a change only (log it, resume the spool).
         self.healthy.swap(healthy, Ordering::Relaxed)
     }
 }
@@ -166,6 +185,7 @@ impl NamedPublisher {
 /// Header values carry text that came (verified) from a provider; strip anything that could break
 /// a protocol's header framing.
 pub(crate) fn header_safe(value: &str) -> Cow<'_, str> {
+    // Borrowed when clean, which is nearly always: only a value that needs it pays for a copy.
     if value.chars().all(|c| !c.is_control()) {
         Cow::Borrowed(value)
     } else {

@@ -15,14 +15,21 @@ use async_nats::{HeaderMap, HeaderValue};
 use super::{OutboundMessage, PublishError, Publisher, header_safe};
 use crate::publish::config::{NatsConfig, NatsStorage};
 
+/// The NATS JetStream publisher.
 pub struct NatsPublisher {
+    /// For the connection state and the flush, which JetStream's context does not offer.
     client: async_nats::Client,
     jetstream: jetstream::Context,
+    /// The stream as configured, which `ensure_stream` creates when it is missing.
     stream: stream::Config,
+    /// Set once the stream exists; cleared when a publish finds it missing, so the health check
+    /// creates it again instead of trusting what it found at start.
     stream_ready: AtomicBool,
 }
 
 impl NatsPublisher {
+    /// Connects (retrying in the background while the server is down) and makes a first attempt
+    /// at the stream, so the gateway starts unready rather than not at all.
     pub async fn connect(config: &NatsConfig) -> Result<Self, String> {
         let mut options = async_nats::ConnectOptions::new()
             .name("hookbridge")
@@ -43,6 +50,8 @@ impl NatsPublisher {
             stream: stream::Config {
                 name: config.stream.clone(),
                 subjects: config.subjects.clone(),
+                // JetStream drops a repeated `Nats-Msg-Id` within this window: a resend of an
+                // event, even one whose first publish timed out here but landed, is stored once.
                 duplicate_window: config.duplicate_window,
                 storage: match config.storage {
                     NatsStorage::File => stream::StorageType::File,
@@ -57,6 +66,8 @@ impl NatsPublisher {
         Ok(publisher)
     }
 
+    /// Creates the stream unless it is known to exist; an existing one is taken as it is
+    /// (`get_or_create_stream` does not update its settings).
     async fn ensure_stream(&self, timeout: Duration) -> Result<(), PublishError> {
         if self.stream_ready.load(Ordering::Relaxed) {
             return Ok(());
@@ -93,11 +104,14 @@ impl Publisher for NatsPublisher {
                 headers.insert(format!("ce-{name}").as_str(), value);
             }
         }
+        // `content-type` is the NATS binding's name for `datacontenttype`.
         headers.insert("content-type", message.cloudevent.content_type);
         let publish = PublishMessage::build()
             .headers(headers)
+            // `Nats-Msg-Id`, source-scoped: broker-side dedup for what the store missed.
             .message_id(&message.dedup_key)
             .payload(message.payload.clone().into());
+        // `send_publish` only sends; the PubAck, awaited below, is what a 2xx rests on.
         let ack = self
             .jetstream
             .send_publish(message.topic.clone(), publish)
@@ -110,6 +124,7 @@ impl Publisher for NatsPublisher {
     }
 
     async fn health_check(&self, timeout: Duration) -> Result<(), PublishError> {
+        // A local read first: a disconnected client would only time out on the stream call.
         if self.client.connection_state() != State::Connected {
             return Err(PublishError::Unavailable(
                 "not connected to the NATS server".into(),
@@ -119,6 +134,8 @@ impl Publisher for NatsPublisher {
     }
 
     async fn flush(&self, timeout: Duration) {
+        // Every publish awaited its PubAck already; this pushes out what is still buffered at
+        // shutdown, bounded so a server gone by then cannot hold up the exit.
         let _flushed = tokio::time::timeout(timeout, self.client.flush()).await;
     }
 }
@@ -135,6 +152,7 @@ impl NatsPublisher {
     ) -> PublishError {
         use jetstream::context::PublishErrorKind as K;
         match kind {
+            // Larger than the server's `max_payload`: the same bytes will never fit.
             K::MaxPayloadExceeded => PublishError::Rejected(text),
             K::StreamNotFound
                 if self
@@ -165,6 +183,7 @@ impl NatsPublisher {
             K::Other if text.contains("10054") || text.contains("10077") => {
                 PublishError::Rejected(text)
             }
+            // Timeouts, a lost connection, anything not known to be permanent: retryable.
             _ => PublishError::Unavailable(text),
         }
     }
@@ -176,6 +195,7 @@ fn subject_matches(filter: &str, subject: &str) -> bool {
     let mut subject = subject.split('.');
     loop {
         match (filter.next(), subject.next()) {
+            // `>` needs at least one token: `webhooks.>` does not capture `webhooks` itself.
             (Some(">"), Some(_)) => return true,
             (Some("*"), Some(_)) => {}
             (Some(f), Some(s)) if f == s => {}

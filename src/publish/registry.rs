@@ -34,6 +34,8 @@ pub fn unframed(payload: &[u8]) -> &[u8] {
     }
 }
 
+/// How the registry failed. Only `Unavailable` lets start-up go on (unready); every other kind is
+/// a deploy problem, and stops it with the registry's reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RegistryError {
     /// Not reachable, timed out, 5xx: try again later.
@@ -65,11 +67,14 @@ impl RegistryError {
 /// Which of the two schemas a message is written with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Writer {
+    /// `event.avsc`, for event topics.
     Event,
+    /// `dead_letter.avsc`, for dead-letter topics.
     DeadLetter,
 }
 
 impl Writer {
+    /// Told apart by content type, the one thing a message says about its schema.
     pub fn of(content_type: &str) -> Writer {
         if content_type == DEAD_LETTER_CONTENT_TYPE {
             Writer::DeadLetter
@@ -93,25 +98,32 @@ impl Writer {
     }
 }
 
+/// The answer to a registration or a look-up.
 #[derive(Deserialize)]
 struct IdReply {
     id: u32,
 }
 
+/// The answer to `GET /schemas/ids/{id}`.
 #[derive(Deserialize)]
 struct SchemaReply {
     schema: String,
 }
 
+/// The body of a refusal; `message` is missing from some, and the status alone is then the
+/// reason.
 #[derive(Deserialize)]
 struct ErrorReply {
     #[serde(default)]
     message: String,
 }
 
+/// A registry client for one Kafka publisher.
 pub struct SchemaRegistry {
     http: reqwest::Client,
     config: RegistryConfig,
+    /// Subject → checked id. Cached for the life of the process because an id never changes
+    /// what it names; read on every framed record, written once per subject.
     ids: RwLock<HashMap<String, u32>>,
 }
 
@@ -121,6 +133,7 @@ impl SchemaRegistry {
             "the schema registry",
             crate::https::Outbound {
                 timeout: config.timeout,
+                // Plain http allowed: in-cluster registries (Redpanda, Apicurio) often are.
                 https_only: false,
                 follow_redirects: true,
             },
@@ -156,6 +169,7 @@ impl SchemaRegistry {
         datum: &[u8],
     ) -> Result<Vec<u8>, RegistryError> {
         let id = self.id(&self.subject(topic, writer), writer).await?;
+        // The magic byte and the id, big-endian: what every Confluent deserialiser reads first.
         let mut out = Vec::with_capacity(datum.len() + 5);
         out.push(MAGIC);
         out.extend_from_slice(&id.to_be_bytes());
@@ -165,6 +179,8 @@ impl SchemaRegistry {
 
     /// The cached id of `subject`, or one registered (looked up) and checked now.
     pub async fn id(&self, subject: &str, writer: Writer) -> Result<u32, RegistryError> {
+        // The read guard is a temporary of this condition, released before any request: a slow
+        // registry must not hold up framing for cached subjects.
         if let Some(id) = self
             .ids
             .read()
@@ -173,11 +189,15 @@ impl SchemaRegistry {
         {
             return Ok(id);
         }
+        // Two first messages of one subject may both get here; registering the same schema again
+        // returns the same id, so the race costs a request, not a wrong id.
         let id = if self.config.auto_register {
             self.register(subject, writer).await?
         } else {
             self.look_up(subject, writer).await?
         };
+        // Checked before it is cached: an id that names another schema must not frame a single
+        // record, since consumers would decode our datums with that schema.
         self.check(id, writer).await?;
         if let Ok(mut ids) = self.ids.write() {
             ids.insert(subject.to_owned(), id);
@@ -195,6 +215,8 @@ impl SchemaRegistry {
                     self.id(writer.record_name(), writer).await?;
                 }
             }
+            // A topic holds the event type, so its subjects cannot be named in advance: take the
+            // ones already in the registry that our templates could render.
             SubjectNaming::Topic | SubjectNaming::TopicRecord => {
                 let subjects: Vec<String> = self
                     .send(self.http.get(self.url("/subjects")))
@@ -229,6 +251,8 @@ impl SchemaRegistry {
         }
     }
 
+    /// `POST /subjects/{subject}/versions` registers the schema, or returns the id it already has
+    /// there; a 409 is the registry's compatibility check refusing it.
     async fn register(&self, subject: &str, writer: Writer) -> Result<u32, RegistryError> {
         let body = serde_json::json!({ "schema": writer.avsc() });
         let path = format!("/subjects/{}/versions", urlencode(subject));
@@ -243,6 +267,8 @@ impl SchemaRegistry {
             .map_err(|e| RegistryError::Wrong(format!("register {subject}: {e}")))
     }
 
+    /// `POST /subjects/{subject}` finds our schema under the subject without registering it; 404
+    /// means the subject or the schema is not there.
     async fn look_up(&self, subject: &str, writer: Writer) -> Result<u32, RegistryError> {
         let body = serde_json::json!({ "schema": writer.avsc() });
         let path = format!("/subjects/{}", urlencode(subject));
@@ -267,6 +293,7 @@ impl SchemaRegistry {
             .json()
             .await
             .map_err(|e| RegistryError::Wrong(format!("schema {id}: {e}")))?;
+        // Canonical form, not text: the registry may hand the schema back reformatted.
         let theirs = Schema::parse_str(&reply.schema)
             .map_err(|e| RegistryError::Wrong(format!("schema {id} does not parse: {e}")))?;
         let ours = Schema::parse_str(writer.avsc())
@@ -291,6 +318,7 @@ impl SchemaRegistry {
         }
     }
 
+    /// `config.url` has no trailing slash (validation strips it), so paths join cleanly.
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.config.url)
     }
@@ -322,6 +350,7 @@ impl SchemaRegistry {
             .await
             .map(|e| e.message)
             .unwrap_or_default();
+        // 5xx: the registry is in trouble, try later. Anything else: it understood and said no.
         if status.is_server_error() {
             return Err(RegistryError::Unavailable(format!("{status} {message}")));
         }

@@ -9,26 +9,34 @@ use std::fmt;
 /// A parsed template.
 #[derive(Clone, PartialEq, Eq)]
 pub struct TopicTemplate {
+    /// As written: what messages and `Debug` show.
     raw: String,
+    /// Parsed once, so rendering per event is a walk over these, never a parse.
     parts: Vec<Part>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Part {
+    /// Operator-written text, checked at parse time.
     Literal(String),
     Source,
     Provider,
+    /// The event type, from the payload: sanitised at render, and free to hold dots.
     Type,
 }
 
 /// The values a template can refer to.
 pub struct TopicVars<'a> {
+    /// The source's name, `[sources.NAME]`.
     pub source: &'a str,
     pub provider: &'a str,
+    /// From the payload, so never trusted: sanitised when rendered.
     pub event_type: &'a str,
 }
 
 impl TopicTemplate {
+    /// Parses at config time, so a bad template fails check-config with its reason, never a
+    /// publish.
     pub fn parse(raw: &str) -> Result<Self, String> {
         let mut parts = Vec::new();
         let mut rest = raw;
@@ -53,6 +61,8 @@ impl TopicTemplate {
                 if literal.contains('}') {
                     return Err("unmatched `}` in template".into());
                 }
+                // Refused, not sanitised as payload values are: the operator wrote it
+                // and can fix it, which check-config then says.
                 if let Some(c) = literal.chars().find(|c| !is_topic_char(*c)) {
                     return Err(format!(
                         "character {c:?} is not allowed in topics and subjects"
@@ -65,6 +75,7 @@ impl TopicTemplate {
         if parts.is_empty() {
             return Err("template is empty".into());
         }
+        // `.x`, `x.` and `a..b` hold an empty token, which NATS refuses in a subject.
         if raw.starts_with('.') || raw.ends_with('.') || raw.contains("..") {
             return Err("template must not start or end with `.` or contain `..`".into());
         }
@@ -74,6 +85,8 @@ impl TopicTemplate {
         })
     }
 
+    /// The topic for one event. Values are sanitised, so the result is always a valid Kafka topic
+    /// and NATS subject: rendering cannot fail.
     pub fn render(&self, vars: &TopicVars<'_>) -> String {
         let mut out = String::with_capacity(self.raw.len() + 32);
         for part in &self.parts {
@@ -87,6 +100,7 @@ impl TopicTemplate {
         out
     }
 
+    /// The template as written.
     pub fn as_str(&self) -> &str {
         &self.raw
     }
@@ -102,6 +116,8 @@ impl TopicTemplate {
     }
 }
 
+/// Backtracking match of `rest` against `parts`. A `{type}` may hold dots, so where it ends is
+/// found by trying each cut; templates are short, and this runs at start only.
 fn matches_from(parts: &[Part], rest: &str, source: &str, provider: &str) -> bool {
     let Some((first, tail)) = parts.split_first() else {
         return rest.is_empty();
@@ -127,6 +143,7 @@ fn matches_from(parts: &[Part], rest: &str, source: &str, provider: &str) -> boo
     }
 }
 
+// The text, not the parts: what a config error should print.
 impl fmt::Debug for TopicTemplate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "TopicTemplate({:?})", self.raw)
@@ -146,12 +163,16 @@ fn push_sanitized(out: &mut String, value: &str) {
         return;
     }
     let mut previous = '.';
+    // At most 100 characters of a value, so a payload cannot make a topic name arbitrarily
+    // long (Kafka allows 249). `previous` starts as `.`: the template's own dot may precede.
     for c in value.chars().take(100) {
         let c = if is_topic_char(c) { c } else { '_' };
+        // A second dot in a row would make an empty token.
         let c = if c == '.' && previous == '.' { '_' } else { c };
         out.push(c);
         previous = c;
     }
+    // Nor may it end on one: an empty token before the template's next dot, or at the end.
     if previous == '.' {
         out.pop();
         out.push('_');

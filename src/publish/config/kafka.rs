@@ -57,11 +57,13 @@ pub struct KafkaConfig {
     pub topic_replication: i32,
     pub linger_ms: u32,
     pub max_message_bytes: usize,
+    /// Credentials resolved; the URL without its trailing slash.
     pub schema_registry: Option<RegistryConfig>,
     pub max_created_topics: usize,
 }
 
 /// librdkafka properties that carry hookbridge's delivery promise; a config may not loosen them.
+/// `bootstrap.servers` too, which has its own key.
 const PINNED_KAFKA_PROPERTIES: &[&str] = &["acks", "enable.idempotence", "bootstrap.servers"];
 
 /// Checks `[publishers.NAME] kind = "kafka"`.
@@ -71,6 +73,7 @@ pub(super) fn validate(
     env: &HashMap<String, String>,
     issues: &mut Vec<ConfigIssue>,
 ) -> Option<KafkaConfig> {
+    // Every check runs before the verdict, so check-config lists every problem at once.
     let before = issues.len();
     if raw.bootstrap_servers.trim().is_empty() {
         issues.push(ConfigIssue::new(

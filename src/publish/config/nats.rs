@@ -39,6 +39,7 @@ pub struct NatsConfig {
     pub url: String,
     pub stream: String,
     pub subjects: Vec<String>,
+    /// How long JetStream remembers a `Nats-Msg-Id`.
     pub duplicate_window: Duration,
     pub storage: NatsStorage,
     pub token: Option<Secret>,
@@ -52,6 +53,7 @@ pub enum NatsStorage {
     /// Survives a broker restart.
     #[default]
     File,
+    /// Lost on a broker restart, and with it events already answered 2xx.
     Memory,
 }
 
@@ -62,10 +64,13 @@ pub(super) fn validate(
     env: &HashMap<String, String>,
     issues: &mut Vec<ConfigIssue>,
 ) -> Option<NatsConfig> {
+    // Every check runs before the verdict, so check-config lists every problem at once.
     let before = issues.len();
     if raw.url.trim().is_empty() {
         issues.push(ConfigIssue::new(format!("{key}.url"), "must not be empty"));
     }
+    // Stream names appear in JetStream's API subjects, so `.`, `*`, `>` and whitespace are out;
+    // this is the conservative subset.
     let stream_ok = !raw.stream.is_empty()
         && raw
             .stream
@@ -77,6 +82,7 @@ pub(super) fn validate(
             "stream names use A-Z, a-z, 0-9, - and _",
         ));
     }
+    // A stream without subjects captures nothing: every publish would find no stream.
     if raw.subjects.is_empty() {
         issues.push(ConfigIssue::new(
             format!("{key}.subjects"),

@@ -17,6 +17,7 @@ pub struct RawRegistry {
     pub url: String,
     /// Basic-auth user and password (Confluent Cloud: API key and secret), as references.
     pub username: Option<SecretRef>,
+    /// Goes with `username`: one without the other is refused.
     pub password: Option<SecretRef>,
     /// `topic` (`<topic>-value`, Confluent's default), `record` or `topic_record`.
     #[serde(default)]
@@ -24,6 +25,8 @@ pub struct RawRegistry {
     /// Register the schemas (on) or only look them up (off, for registries managed elsewhere).
     #[serde(default = "default_true")]
     pub auto_register: bool,
+    /// Per request to the registry. A first message to a new subject waits for it inside its
+    /// publish deadline.
     #[serde(default = "default_registry_timeout")]
     pub timeout_ms: u64,
 }
@@ -33,6 +36,7 @@ pub struct RawRegistry {
 pub struct RegistryConfig {
     /// Without a trailing slash.
     pub url: String,
+    /// User and password: both or neither.
     pub credentials: Option<(Secret, Secret)>,
     pub naming: SubjectNaming,
     pub auto_register: bool,
@@ -59,6 +63,7 @@ pub(super) fn validate(
     env: &HashMap<String, String>,
     issues: &mut Vec<ConfigIssue>,
 ) -> Option<RegistryConfig> {
+    // Every check runs before the verdict, so check-config lists every problem at once.
     let before = issues.len();
     if !(raw.url.starts_with("https://") || raw.url.starts_with("http://")) {
         issues.push(ConfigIssue::new(
