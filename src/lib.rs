@@ -3,23 +3,27 @@
 //! gets 2xx only once the broker has acknowledged.
 //!
 //! # Layout
-//! Data walks one way, and the modules read in that order:
-//! - [`config`]: the TOML file, environment overrides, secret references, validation.
+//! Modules depend downwards only (no cycle between top-level modules); the picture, the
+//! background tasks and who owns what are in `docs/architecture.md`. From the request inwards:
 //! - [`http`]: routes, the webhook handler, health and metrics endpoints, the status table.
-//! - [`providers`]: one file per provider: how it proves authenticity and how its payload maps.
-//! - [`verify`]: the shared verification blocks providers are built from (HMAC, ...).
-//! - [`event`]: the canonical event, its Avro encoding and CloudEvents attributes.
-//! - [`pipeline`]: verify → map → encode → publish; the one place outcomes are decided.
+//! - [`pipeline`]: allowlist → verify → rate limit → map → dedup → publish, spool or dead-letter;
+//!   the one place outcomes are decided, shared by requests, the drainer, reconcile and redrive.
+//! - [`providers`]: one file per provider: how it proves authenticity, how its payload maps, and
+//!   its facts (dedup window, resends, kept headers, sample webhook); `any.rs` tables the kinds.
+//! - [`verify`]: the shared verification blocks providers are built from; no provider names.
+//! - [`event`]: the canonical event, the Avro codec of both records, CloudEvents attributes.
 //! - [`publish`]: the `Publisher` trait, Kafka and NATS JetStream, topic templates, the schema
-//!   registry (Confluent wire format).
+//!   registry (Confluent wire format), `[publishers.*]`.
+//! - [`dedup`], [`spool`]: one event per dedup key (memory, disk or NATS key-value); durable
+//!   acceptance while a broker or the dedup store is down, with a quarantine.
 //! - [`dead_letter`]: the record kept for a webhook that could not be mapped or published.
-//! - [`metrics`]: the Prometheus catalogue.
-//! - [`dedup`], [`spool`], [`redrive`]: the delivery guarantees: one event per dedup key (memory,
-//!   disk or NATS key-value), durable acceptance while a broker or the dedup store is down (with a
-//!   quarantine for what can never be delivered), and recovering dead letters once a mapping is
-//!   fixed.
-//! - [`reconcile`]: pulling what a provider's push missed (Docplanner), through the same pipeline.
-//! - [`reload`]: secret rotation without a restart (SIGHUP or a changed file).
+//! - [`source`]: a validated `[sources.*]` table and the rules that span provider and policy.
+//! - [`reconcile`], [`redrive`], [`reload`]: pulling what a push missed (Docplanner), replaying
+//!   dead letters, and new config or secrets without a restart.
+//! - [`config`]: the file, environment overrides, assembling each module's section.
+//! - [`metrics`]: the Prometheus catalogue, outcome names, one method per metric event.
+//! - Leaves: [`secret`] (secret references), [`section`] (config issues, table parsing),
+//!   [`https`] (the outbound client).
 //! - [`startup`], [`shutdown`], [`telemetry`], [`cli`]: running the process.
 //! - `fuzzing` (hidden, only with the `fuzzing` feature): the fuzz harnesses, shared by `fuzz/` and
 //!   the regression test.

@@ -146,7 +146,7 @@ fn dead_letter_id(source: &str, received_at: OffsetDateTime, body: &[u8]) -> Str
     format!("dl:{}", hex::encode(hasher.finalize()))
 }
 
-/// The headers worth keeping (see [`KEPT_HEADERS`] for which and why), lowercase. Values that are
+/// The headers worth keeping (see `KEPT_HEADERS` for which and why), lowercase. Values that are
 /// not UTF-8 are dropped, each value is capped at [`MAX_HEADER_VALUE_BYTES`], and a repeated header
 /// becomes one entry joined with `", "` (RFC 9110 §5.3).
 pub fn select_headers(headers: &HeaderMap, provider_headers: &[&str]) -> BTreeMap<String, String> {
