@@ -1,6 +1,12 @@
 //! Wiring: `Application::build(config)` connects the publishers, builds the pipeline, binds the
 //! listener and reports the port. `serve`, the integration tests and the benchmark all start the
 //! gateway through here, so there is no test-only wiring to drift.
+//!
+//! The order is the promise. The pipeline (publishers, dedup store, spool) is complete before
+//! anything can use it; the drainer starts at once on what a previous run spooled, and new events
+//! for the same publisher queue behind it; one health round runs before the listener is bound, so
+//! `/readyz` is truthful from the first probe. Shutdown runs the other way: unready, stop
+//! accepting, finish in-flight requests, let reconcilers finish what they pulled, flush.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -27,16 +33,24 @@ use crate::reconcile::Supervisor;
 use crate::spool::Spool;
 use crate::spool::drain::Drainer;
 
+/// Why the gateway could not start; `main` logs it and exits non-zero. An unreachable broker is
+/// not among them: its publisher starts unready and `/readyz` says so until it recovers.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
+    /// A collector could not be registered in the fresh registry: a bug, not a config problem.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    /// A publisher could not be set up (client settings, a schema the registry finds incompatible),
+    /// or a source's reconcile settings are unusable; `name` says which.
     #[error("publisher {name}: {reason}")]
     Publisher { name: String, reason: String },
+    /// The embedded Avro schemas do not parse.
     #[error("avro schema: {0}")]
     Schema(#[from] crate::event::avro::EncodeError),
+    /// The spool file cannot be opened or read back (path, permissions, a damaged file).
     #[error("spool: {0}")]
     Spool(String),
+    /// The dedup store cannot be opened (disk) or set up (the NATS bucket).
     #[error("dedup store: {0}")]
     Dedup(String),
     #[error("cannot listen on {addr}: {source}")]
@@ -46,20 +60,29 @@ pub enum StartupError {
     },
 }
 
+/// A running gateway: the bound server and the background tasks it owns, which
+/// `run_until_stopped` ends in order.
 pub struct Application {
+    /// The port actually bound: with port 0 (the tests) only this says where to send.
     port: u16,
     server: Server,
     pipeline: Arc<Pipeline>,
+    /// Checks the publishers every `health_interval`: it feeds `/readyz` and wakes the drainer.
     health_task: tokio::task::JoinHandle<()>,
+    /// `None` without a `[spool]`.
     drain_task: Option<tokio::task::JoinHandle<()>>,
+    /// The reconcile supervisor: awaited on shutdown, so pulled notifications are not cut short.
     reconcilers: tokio::task::JoinHandle<()>,
+    /// Started by `watch_config`; `None` when nothing watches the config file.
     reload_task: Option<tokio::task::JoinHandle<()>>,
     reload_interval: Duration,
     shutdown_grace: Duration,
     /// The config it started with: what a reload may not change.
     config: Config,
     stop_reconcilers: tokio::sync::watch::Sender<bool>,
+    /// Set first on shutdown: `/readyz` answers 503 while the listener still serves.
     shutting_down: Arc<AtomicBool>,
+    /// How long the gateway stays unready but serving, so load balancers stop sending first.
     shutdown_delay: Duration,
 }
 
@@ -67,8 +90,12 @@ pub use crate::https::install_crypto_provider;
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
+        // Before anything opens a TLS connection: reqwest is built without a crypto provider of
+        // its own and panics when none is installed.
         install_crypto_provider();
         let (pipeline, spool) = build_pipeline(&config).await?;
+        // The drainer starts on whatever a previous run left in the spool (even after `kill -9`);
+        // new events for the same publisher queue behind those (`Spool::pending_for`).
         let drain_task = spool.map(|spool| {
             tokio::spawn(
                 Drainer {
@@ -84,6 +111,7 @@ impl Application {
         // with it, finishing the notifications they hold.
         let (stop_reconcilers, stop_signal) = tokio::sync::watch::channel(false);
         let mut supervisor = Supervisor::new(pipeline.clone());
+        // A source whose reconcile settings cannot be used stops start-up, named by its source.
         supervisor
             .sync(&stop_signal)
             .map_err(|(name, reason)| StartupError::Publisher { name, reason })?;
@@ -94,6 +122,8 @@ impl Application {
         check_publishers(&pipeline, interval).await;
         let health_task = tokio::spawn(health_loop(pipeline.clone(), interval));
 
+        // Bound here rather than by actix, so the real port (0 in the tests) is known before
+        // the server runs.
         let addr = config.server.listen;
         let listener = TcpListener::bind(addr).map_err(|source| StartupError::Bind {
             addr: addr.to_string(),
@@ -110,6 +140,8 @@ impl Application {
         let state = web::Data::new(AppState {
             pipeline: pipeline.clone(),
             retry_after_seconds: config.server.retry_after_seconds,
+            // Past `max_in_flight` the answer is 503 at once, never a queue: memory stays bounded
+            // under overload.
             in_flight: Arc::new(tokio::sync::Semaphore::new(config.server.max_in_flight)),
             shutting_down: shutting_down.clone(),
             body_timeout: config.server.body_timeout,
@@ -124,13 +156,15 @@ impl Application {
         })
         .workers(config.server.workers)
         // Slow and abusive clients (see SECURITY.md): a deadline for the request head (actix-web
-        // answers 408 and closes), idle keep-alive, connections per worker, requests per connection.
+        // answers 408 and closes), idle keep-alive, connections per worker, requests per
+        // connection.
         .client_request_timeout(config.server.request_head_timeout)
         .keep_alive(config.server.keep_alive)
         .max_connections(config.server.max_connections_per_worker)
         .on_connect(connection::on_connect)
         // Signals are handled by `run_until_stopped`, which knows the shutdown order.
         .disable_signals()
+        // In-flight requests get `shutdown_grace` to finish once the listener has closed.
         .shutdown_timeout(config.server.shutdown_grace.as_secs())
         .listen(listener)
         .map_err(|source| StartupError::Bind {
@@ -156,15 +190,19 @@ impl Application {
         })
     }
 
+    /// The port bound (the tests listen on port 0 and read it here).
     pub fn port(&self) -> u16 {
         self.port
     }
 
+    /// The running pipeline, the same one the server uses: what the tests inspect.
     pub fn pipeline(&self) -> &Arc<Pipeline> {
         &self.pipeline
     }
 
     /// Re-reads `path` (and the secret files it references) on SIGHUP and when they change.
+    /// Sources, their secrets and reconcile settings are swapped; a change to what the gateway
+    /// started with (`[server]`, `[dedup]`, `[spool]`, publishers) is `restart_required`.
     pub fn watch_config(mut self, path: std::path::PathBuf, env: HashMap<String, String>) -> Self {
         let reloader =
             crate::reload::Reloader::new(path, env, self.pipeline.clone(), self.config.clone());
@@ -172,6 +210,7 @@ impl Application {
         self
     }
 
+    /// Stops the server from outside, as the tests do, without a signal.
     pub fn handle(&self) -> ServerHandle {
         self.server.handle()
     }
@@ -198,14 +237,18 @@ impl Application {
             handle.stop(true).await;
         });
         let result = self.server.await;
+        // The server may have ended on its own (an error): the stopper must not outlive it.
         stopper.abort();
         // Reconcilers finish the notifications in hand (the supervisor bounds that by the grace),
         // then stop.
         let _stopping = self.stop_reconcilers.send(true);
+        // The supervisor bounds itself by the grace; the extra second only keeps a wedged one from
+        // holding the exit for ever.
         let bound = self.shutdown_grace + Duration::from_secs(1);
         if tokio::time::timeout(bound, self.reconcilers).await.is_err() {
             tracing::warn!("reconcilers did not stop within the shutdown grace");
         }
+        // Nothing the health loop or the reloader does needs finishing: stopped outright.
         self.health_task.abort();
         if let Some(reload) = &self.reload_task {
             reload.abort();
@@ -215,6 +258,9 @@ impl Application {
         if let Some(drain) = &self.drain_task {
             drain.abort();
         }
+        // Every event answered `published` was acknowledged already, and spooled ones are on
+        // disk. Flushing lets what is still in a client's queue (a publish that timed out) reach
+        // the broker rather than die with the process.
         for publisher in self.pipeline.publishers() {
             publisher.inner.flush(Duration::from_secs(5)).await;
         }
@@ -228,10 +274,14 @@ impl Application {
 pub async fn build_pipeline(
     config: &Config,
 ) -> Result<(Arc<Pipeline>, Option<Arc<Spool>>), StartupError> {
+    // A registry per build, never the default one: two gateways in one test process do not
+    // collide (`AlreadyReg`), and each test reads its own.
     let registry = Registry::new();
     let metrics = Metrics::register(&registry)?;
 
     let mut publishers = BTreeMap::new();
+    // A publisher that cannot be set up stops start-up with its name; an unreachable broker
+    // does not (the publisher starts unready).
     for (name, publisher_config) in &config.publishers {
         let inner = AnyPublisher::connect(
             name,
@@ -263,6 +313,8 @@ pub async fn build_pipeline(
             Arc::new(Source::new(source_config.clone(), publisher, &metrics)),
         );
     }
+    // Before serving: an incompatible schema stops start-up with the registry's reason, while
+    // an unreachable registry only leaves the publisher unready.
     prepare_registries(&publishers, &sources).await?;
     let dedup = match &config.dedup {
         DedupConfig::Memory { capacity } => AnyDedupStore::Memory(
@@ -272,6 +324,8 @@ pub async fn build_pipeline(
             let store = DiskDedup::open(path, *capacity as u64, metrics.dedup_evictions_of("disk"))
                 .map_err(|e| StartupError::Dedup(e.to_string()))?;
             let store = Arc::new(store);
+            // Commits are made durable once a second by this task: a crash forgets at most the
+            // last second of keys, which the broker-side id still absorbs on NATS.
             crate::dedup::disk::spawn_flusher(store.clone());
             AnyDedupStore::Disk(store)
         }
@@ -282,6 +336,7 @@ pub async fn build_pipeline(
             max_bytes,
             token,
         } => {
+            // The token is a `Secret`; exposed here only to hand it to the client.
             let token = token
                 .as_ref()
                 .map(|t| String::from_utf8_lossy(t.expose()).into_owned());
@@ -293,8 +348,11 @@ pub async fn build_pipeline(
     };
     let spool = match &config.spool {
         Some(s) => {
+            // A spool that cannot be opened stops start-up: serving without it, a spooling source
+            // would answer 503 to providers that never resend.
             let spool = Spool::open(&s.path, s.max_bytes)
                 .map_err(|e| StartupError::Spool(e.to_string()))?;
+            // Set once: the bound only changes with a restart.
             metrics
                 .spool_capacity
                 .set(i64::try_from(s.max_bytes).unwrap_or(i64::MAX));
@@ -318,6 +376,8 @@ pub async fn build_pipeline(
         dedup,
         spool.clone(),
     )?);
+    // Every series exists from zero, so `rate()` and the alert rules see it before the first
+    // event.
     for publisher in pipeline.publishers() {
         pipeline
             .metrics()
@@ -334,6 +394,7 @@ pub async fn build_pipeline(
             .metrics()
             .initialize_source(&source.config.name, source.config.reconcile.is_some());
     }
+    // Read at scrape time from the SNS verifiers, which hold no Prometheus handles.
     let certificates = crate::metrics::sns::SnsCertificateCollector::new(&pipeline)?;
     pipeline
         .metrics()
@@ -357,6 +418,8 @@ async fn prepare_registries(
             .values()
             .filter(|s| &s.config.publisher == name)
             .collect();
+        // Only subjects one of its topics (event or dead letter) could render: others in a shared
+        // registry are none of ours.
         let matches = |topic: &str| {
             ours.iter().any(|s| {
                 let (source, provider) = (
@@ -380,8 +443,10 @@ async fn prepare_registries(
     Ok(())
 }
 
+/// Re-checks every publisher each `interval` for as long as the gateway runs.
 async fn health_loop(pipeline: Arc<Pipeline>, interval: Duration) {
     let mut ticker = tokio::time::interval(interval);
+    // Delay, not burst: after a slow round (a broker timing out) checks do not run back to back.
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
@@ -389,8 +454,12 @@ async fn health_loop(pipeline: Arc<Pipeline>, interval: Duration) {
     }
 }
 
+/// One health round: the dedup store's gauges, then each publisher's check, whose result is its
+/// health until the next round or the next publish.
 async fn check_publishers(pipeline: &Pipeline, interval: Duration) {
     pipeline.export_dedup_usage().await;
+    // Bounded, so a hung broker cannot hold up the round (and the other publishers' checks)
+    // for longer than 2 s.
     let timeout = interval.clamp(Duration::from_millis(200), Duration::from_secs(2));
     for publisher in pipeline.publishers() {
         let result = publisher.inner.health_check(timeout).await;
@@ -401,10 +470,12 @@ async fn check_publishers(pipeline: &Pipeline, interval: Duration) {
         match (was, result) {
             (false, Ok(())) => {
                 tracing::info!(publisher = %publisher.name, broker, "publisher is up");
+                // Wake the drainer now rather than at the end of its back-off.
                 if let Some(spool) = pipeline.spool() {
                     spool.resume();
                 }
             }
+            // Logged on the change only, not on every round of an outage.
             (true, Err(e)) => {
                 tracing::warn!(publisher = %publisher.name, broker, error = %e, "publisher is down")
             }

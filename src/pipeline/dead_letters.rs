@@ -6,6 +6,9 @@ use super::*;
 use crate::event::cloudevents::Envelope;
 
 impl Pipeline {
+    /// The dead letter for a webhook: the body with the provider's secrets removed, and only the
+    /// headers the provider lists: per-message MACs, so authenticity stays checkable, never static
+    /// credentials.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn letter(
         &self,
@@ -26,6 +29,7 @@ impl Pipeline {
             reason_message: message,
             received_at: request.received_at,
             body: provider.redact_for_dead_letter(request.body),
+            // No usable content type is no reason to lose the letter: kept as opaque bytes.
             body_content_type: request
                 .headers
                 .get("content-type")
@@ -58,6 +62,8 @@ impl Pipeline {
         });
         let message = OutboundMessage {
             topic,
+            // Keyed by source, so one source's dead letters share a Kafka partition and keep their
+            // order; the letter's own id is its broker-side dedup key.
             key: name.to_owned(),
             dedup_key: letter.id.clone(),
             cloudevent: CloudEventAttributes::of_envelope(&Envelope {
@@ -73,6 +79,8 @@ impl Pipeline {
         };
         let stage = letter.stage.as_str();
         let reason = letter.reason_code.clone();
+        // Only a transient failure spools, and only for a spooling source. A letter the broker
+        // refuses for good has nowhere further to go: an error (503), nothing promised.
         let delivered = match self.publish(&source.publisher, &message).await {
             Ok(()) => Ok(()),
             Err(e) => match (&self.spool, e) {
@@ -83,10 +91,14 @@ impl Pipeline {
                         publisher: source.publisher.name.clone(),
                         source: name.to_owned(),
                         dedup_key: letter.id.clone(),
+                        // The drainer publishes it without a claim: dead letters are not in the
+                        // dedup store.
                         claim_window: None,
                         message,
                     };
                     let spool = spool.clone();
+                    // redb's commit blocks on fsync: off the async workers. A spool task that
+                    // panicked is a storage failure (503), never a 2xx for a letter kept nowhere.
                     tokio::task::spawn_blocking(move || spool.push(&entry))
                         .await
                         .unwrap_or_else(|e| Err(SpoolError::Storage(format!("spool task: {e}"))))
@@ -97,6 +109,7 @@ impl Pipeline {
             },
         };
         delivered?;
+        // Counted only once the letter is kept (published or spooled).
         self.metrics.dead_lettered(name, stage, &reason);
         tracing::warn!(source = name, stage, reason = %reason, dead_letter = %letter.id, "dead-lettered");
         Ok(Accepted::DeadLettered {

@@ -8,6 +8,8 @@ use crate::spool::drain::{Delivery, SpoolSink};
 impl SpoolSink for Pipeline {
     async fn deliver(&self, entry: &SpoolEntry) -> Delivery {
         let Some(publisher) = self.publishers.iter().find(|p| p.name == entry.publisher) else {
+            // Publishers are set up once: one gone from the config is gone until someone puts it
+            // back, and waiting for it would hold every entry behind this one.
             return Delivery::Poison("publisher_gone");
         };
         if !publisher.is_healthy() {
@@ -16,17 +18,22 @@ impl SpoolSink for Pipeline {
             return Delivery::Wait("publisher down".into());
         }
         let revision = match entry.claim_window {
+            // Claimed and confirmed when it was spooled: publish it as it is.
             None => None,
             Some(window) => match self.claim(&entry.dedup_key, window).await {
                 Ok(Claim::New(revision)) => Some(revision),
+                // Published meanwhile (a resend, another replica): drop this copy, counted in
+                // `hookbridge_spool_duplicates_total`.
                 Ok(Claim::Duplicate) => return Delivery::Duplicate,
                 Ok(Claim::InFlight) => return Delivery::Wait("being published elsewhere".into()),
+                // Still no store: keep it and its publisher's later entries, in order.
                 Err(e) => return Delivery::Wait(e.to_string()),
             },
         };
         let delivery = match self.publish(publisher, &entry.message).await {
             Ok(()) => Delivery::Delivered,
             Err(e @ PublishError::Rejected(_)) => self.dead_letter_spooled(entry, &e).await,
+            // Timeout or unavailable: it stays at its publisher's head for the next pass.
             Err(e) => Delivery::Wait(e.to_string()),
         };
         if let Some(revision) = revision {
@@ -57,6 +64,8 @@ impl Pipeline {
             stage: Stage::Publish,
             reason_code: error.code(),
             reason_message: error.to_string(),
+            // The entry keeps no arrival time or request: the letter records when it was given up
+            // on, and carries the encoded event (Avro) as its body, with no request headers.
             received_at: time::OffsetDateTime::now_utc(),
             body: bytes::Bytes::from(entry.message.payload.clone()),
             body_content_type: entry.message.cloudevent.content_type,
@@ -67,9 +76,11 @@ impl Pipeline {
         });
         match self.dead_letter(&source, letter).await {
             Ok(_) => Delivery::Delivered,
+            // The letter is refused too: quarantine, where `hookbridge quarantine` lists it.
             Err(PipelineError::Publish(PublishError::Rejected(_))) => {
                 Delivery::Poison("dead_letter_refused")
             }
+            // The dead-letter topic is unavailable: the whole entry is tried again next pass.
             Err(e) => Delivery::Wait(e.to_string()),
         }
     }

@@ -1,9 +1,9 @@
 //! The one place that decides what happens to a webhook:
 //! verify → map → encode → publish under a deadline, and the outcome that follows.
 //!
-//! The HTTP layer only reads the request and turns the returned [`Accepted`] or [`PipelineError`] into
-//! an answer; metrics for every outcome are recorded here so that ingress and any future callers
-//! (reconciler, redrive) count the same way.
+//! The HTTP layer only reads the request and turns the returned [`Accepted`] or [`PipelineError`]
+//! into an answer; metrics for every outcome are recorded here so that ingress and any future
+//! callers (reconciler, redrive) count the same way.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -36,21 +36,31 @@ mod spooling;
 pub use outcome::{Accepted, PipelineError};
 pub use source::Source;
 
+/// The webhook path and its promises, shared (`Arc`) by the HTTP handlers, the spool's drainer,
+/// the reconcilers and `redrive`. Whoever calls, 2xx means the event is safe (acknowledged,
+/// spooled or dead-lettered), and every answer comes within the publish deadline.
 pub struct Pipeline {
     /// Swapped whole on a config reload; requests keep the `Arc<Source>` they started with.
     sources: RwLock<Arc<HashMap<String, Arc<Source>>>>,
+    /// Set up once at start: a reload that changes them is `restart_required`, not applied.
     publishers: Vec<Arc<NamedPublisher>>,
     metrics: Metrics,
+    /// The embedded schemas, parsed once in `new`: a broken schema stops start-up, not a request.
     codec: &'static EventCodec,
+    /// `server.publish_timeout_ms`: every publish is held to it, and each dedup store call to a
+    /// quarter of it.
     publish_timeout: Duration,
     dedup: AnyDedupStore,
+    /// When the store last failed: for a second after, requests do not wait on it again.
     dedup_health: claims::StoreHealth,
+    /// `None` without a `[spool]`; only `on_broker_failure = "spool"` sources use it.
     spool: Option<Arc<Spool>>,
     /// The source table's generation, bumped by every reload.
     reloads: tokio::sync::watch::Sender<u64>,
 }
 
 impl Pipeline {
+    /// Fails only if the embedded Avro schemas do not parse, which start-up reports before serving.
     pub fn new(
         sources: HashMap<String, Arc<Source>>,
         publishers: Vec<Arc<NamedPublisher>>,
@@ -72,10 +82,13 @@ impl Pipeline {
         })
     }
 
+    /// The source as the current table has it. The `Arc` outlives a reload, so a request finishes
+    /// with the config (and secrets) it started with.
     pub fn source(&self, name: &str) -> Option<Arc<Source>> {
         self.sources.read().ok().and_then(|s| s.get(name).cloned())
     }
 
+    /// A snapshot of every source, for metrics and the reconcile supervisor.
     pub fn sources(&self) -> Vec<Arc<Source>> {
         self.sources
             .read()
@@ -97,6 +110,7 @@ impl Pipeline {
         self.reloads.subscribe()
     }
 
+    /// Every publisher, ordered by name: the health loop and the shutdown flush walk them.
     pub fn publishers(&self) -> &[Arc<NamedPublisher>] {
         &self.publishers
     }
@@ -105,6 +119,8 @@ impl Pipeline {
         &self.metrics
     }
 
+    /// The spool, if configured: `/readyz` stays green (degraded) while it has room, and the health
+    /// loop wakes its drainer when a publisher is back.
     pub fn spool(&self) -> Option<&Arc<Spool>> {
         self.spool.as_ref()
     }
@@ -116,6 +132,7 @@ impl Pipeline {
         }
     }
 
+    /// The deadline every publish is held to (`server.publish_timeout_ms`).
     pub fn publish_timeout(&self) -> Duration {
         self.publish_timeout
     }
@@ -127,6 +144,8 @@ impl Pipeline {
         request: &WebhookRequest<'_>,
     ) -> Result<Accepted, PipelineError> {
         let result = self.run(source, request).await;
+        // Logged and counted here, not in the handler, which only turns the result into an answer:
+        // the status and the metric come from one result and cannot disagree.
         let name = source.config.name.as_str();
         match &result {
             Ok(Accepted::Published { event_id, topic }) => {
@@ -146,6 +165,8 @@ impl Pipeline {
                 tracing::info!(source = name, code, "handled without publishing");
             }
             Err(e) => {
+                // Forgeries are counted and logged, never dead-lettered: keeping them would let
+                // anyone fill the dead-letter topic.
                 if let PipelineError::Verify(v) = e {
                     source.metrics.verification_failed(v.code());
                 }
@@ -165,6 +186,8 @@ impl Pipeline {
         request: &WebhookRequest<'_>,
     ) -> Result<Accepted, PipelineError> {
         let provider = &source.config.provider;
+        // For a provider that signs nothing, the allowlist (with or without an agreed API key) is
+        // what makes a webhook authentic.
         if let Some(allow) = &source.config.allow {
             allow.check(request.peer, request.headers)?;
         }
@@ -209,11 +232,14 @@ impl Pipeline {
                 return self.dead_letter(source, letter).await;
             }
         };
+        // Encoded before the claim, so an encode failure (500) returns with no pending mark to
+        // release.
         let message = self.encode(source, &event)?;
         let key = message.dedup_key.clone();
         let spool = self.spool_for(source);
         let revision = match self.claim(&key, source.config.dedup_window).await {
             Ok(Claim::New(revision)) => revision,
+            // Already published within the window: 2xx, so the provider stops resending.
             Ok(Claim::Duplicate) => return Ok(Accepted::Duplicate { event_id: event.id }),
             // Another request (or replica) holds the key. A spooling source cannot let the
             // provider retry, and the holder may be a replica that died: spool it unclaimed, so
@@ -224,6 +250,8 @@ impl Pipeline {
                         self.spool_unclaimed(spool, source, key, message, event.id)
                             .await
                     }
+                    // 2xx here would lose the event if the holder's publish failed: 503, and the
+                    // provider's retry finds the key released or confirmed.
                     None => Err(PipelineError::InFlight),
                 };
             }
@@ -237,6 +265,7 @@ impl Pipeline {
                         self.spool_unclaimed(spool, source, key, message, event.id)
                             .await
                     }
+                    // A `reject` source answers 503 `dedup_unavailable`; its provider resends.
                     None => Err(e.into()),
                 };
             }
@@ -253,6 +282,7 @@ impl Pipeline {
         }
         match self.publish(&source.publisher, &message).await {
             Ok(()) => {
+                // Confirmed only after the ack: from now on a retry is answered `duplicate`.
                 self.confirm(&key, revision).await;
                 Ok(Accepted::Published {
                     event_id: event.id,
@@ -271,6 +301,9 @@ impl Pipeline {
                     Some(&message.topic),
                 );
                 let result = self.dead_letter(source, letter).await;
+                // The key follows the letter: confirmed once it is kept (a resend is a duplicate),
+                // released when it is not (the provider resends after the 503, and that resend
+                // must be published).
                 match &result {
                     Ok(_) => self.confirm(&key, revision).await,
                     Err(_) => self.release(&key).await,
@@ -278,6 +311,9 @@ impl Pipeline {
                 result
             }
             Err(e) => {
+                // Timeout or unavailable. A timed-out publish may still be stored by the broker
+                // afterwards; the drainer's copy carries the same dedup key, which NATS drops and
+                // Kafka consumers can (README, "Duplicates on Kafka").
                 if let Some(spool) = spool {
                     return self
                         .spool_event(spool, source, key, None, Some(revision), message, event.id)
@@ -291,6 +327,8 @@ impl Pipeline {
     }
 
     /// The spool, when this source uses one on a broker failure.
+    /// `reject` sources, and every source without a `[spool]`, answer 503 instead: their
+    /// providers resend.
     fn spool_for(&self, source: &Source) -> Option<&Arc<Spool>> {
         match (&self.spool, source.config.on_broker_failure) {
             (Some(spool), BrokerFailure::Spool) => Some(spool),
@@ -299,6 +337,8 @@ impl Pipeline {
     }
 }
 
+// Read at scrape time from each SNS verifier, so the shared verify block stays free of Prometheus
+// and a reload (new verifiers, counts from zero) shows as an ordinary counter reset.
 impl crate::metrics::sns::CertificateCounts for Pipeline {
     fn certificate_counts(&self) -> Vec<(String, u64, u64)> {
         self.sources()

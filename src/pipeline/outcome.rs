@@ -10,18 +10,21 @@ use crate::publish::PublishError;
 use crate::spool::SpoolError;
 use crate::verify::VerifyError;
 
-/// What happened to an accepted webhook.
+/// What happened to an accepted webhook. Every variant is answered 2xx, so each must be true
+/// only once the event is safe or there is nothing to keep: the provider will not resend.
 #[derive(Debug, Clone)]
 pub enum Accepted {
-    /// The broker acknowledged the event.
+    /// The broker acknowledged the event (JetStream PubAck; Kafka delivery report, `acks=all`).
     Published { event_id: EventId, topic: String },
     /// Authentic, handled, nothing to publish (an SNS subscription handshake).
     Handled { code: &'static str },
     /// Already published within the source's dedup window: answered 2xx so the provider stops.
     Duplicate { event_id: EventId },
-    /// The broker could not take it in time; it is on disk and will be published by the drainer.
+    /// The broker could not take it in time; it is fsync'd on disk and will be published by the
+    /// drainer. Answered 202.
     Spooled { event_id: EventId },
-    /// Authentic but not mappable, or refused by the broker for good: kept on the dead-letter topic.
+    /// Authentic but not mappable, or refused by the broker for good: kept on the dead-letter topic
+    /// (or spooled for it), answered 202 and recoverable with `redrive`.
     DeadLettered { code: String },
 }
 
@@ -38,22 +41,31 @@ impl Accepted {
     }
 }
 
-/// Why a webhook was not published. Each variant has its own HTTP answer (see `http::error`).
+/// Why a webhook was not published. Each variant has its own HTTP answer (see `http::error`);
+/// none of them promises anything, so the provider may resend.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
     #[error(transparent)]
+    /// Not authentic (or not from an allowed address): 401, counted and logged, never kept.
     Verify(#[from] VerifyError),
     #[error(transparent)]
+    /// What mapping leaves to the caller: `Upstream` (503, the provider resends). Other mapping
+    /// failures are dead-lettered by `map_and_deliver` instead.
     Map(#[from] MapError),
     #[error(transparent)]
+    /// Our fault, not the sender's: the embedded schema could not encode the event (500).
     Encode(#[from] EncodeError),
     #[error(transparent)]
+    /// The broker did not take it, for a source that does not spool (or a dead letter it refused):
+    /// 503 with `Retry-After`, the dedup key released.
     Publish(#[from] PublishError),
     /// Another request with the same dedup key is being published right now.
     #[error("the same event is being published by another request; retry shortly")]
     InFlight,
+    /// The dedup store did not answer within its budget, for a source that does not spool.
     #[error("the dedup store is unavailable")]
     Dedup(#[from] DedupError),
+    /// The spool is full or cannot write: 503 rather than a 2xx for an event kept nowhere.
     #[error("the broker is unavailable and the spool cannot take the event: {0}")]
     Spool(SpoolError),
     /// The source's rate limit is spent; `retry_after` is when there is budget again.
@@ -82,6 +94,7 @@ impl PipelineError {
         match self {
             PipelineError::Verify(_) => Outcome::Rejected,
             PipelineError::Map(_) => Outcome::Invalid,
+            // Nothing was promised: 503 (500 for an encode error), and the provider may resend.
             PipelineError::Encode(_)
             | PipelineError::Publish(_)
             | PipelineError::InFlight

@@ -24,6 +24,7 @@ impl Pipeline {
         });
         Ok(OutboundMessage {
             topic,
+            // Stable per subject: Kafka keeps one subject's events in order on one partition.
             key: event.partition_key.clone(),
             // Scoped by source like the gateway's own claim: two sources sharing a stream may
             // carry the same provider id, and JetStream would take the second for a duplicate.
@@ -41,6 +42,8 @@ impl Pipeline {
         message: &OutboundMessage,
     ) -> Result<(), PublishError> {
         let started = Instant::now();
+        // Our deadline over the client's: a broker that neither acks nor fails must not hold the
+        // answer past `publish_timeout`.
         let result = match tokio::time::timeout(
             self.publish_timeout,
             publisher.inner.publish(message),
@@ -53,10 +56,15 @@ impl Pipeline {
         match &result {
             Ok(()) => {
                 publisher.metrics.acknowledged(started.elapsed());
+                // As good as a health check: readiness and the request path see the broker back at
+                // once.
                 publisher.set_healthy(true);
             }
             Err(e) => {
                 publisher.metrics.failed(e.code());
+                // A refusal for good (too large, not authorised) is about the message, not the
+                // broker: it must not send the publisher's other events to the spool or fail
+                // readiness.
                 if !matches!(e, PublishError::Rejected(_)) {
                     publisher.set_healthy(false);
                 }

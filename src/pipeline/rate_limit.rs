@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 pub use crate::source::RateLimit;
 
+/// One source's limiter, shared by every worker thread; rebuilt (full burst) on a reload.
 #[derive(Debug)]
 pub struct RateLimiter {
     /// Time between two webhooks at the sustained rate, ns.
@@ -18,24 +19,30 @@ pub struct RateLimiter {
     tolerance: u64,
     /// Theoretical arrival time of the next webhook, ns since `epoch`.
     tat: AtomicU64,
+    /// Origin of `tat`, so a time fits in a `u64` of nanoseconds.
     epoch: Instant,
 }
 
 impl RateLimiter {
     pub fn new(limit: RateLimit) -> Self {
+        // At least 1 ns: an absurd rate must not make the interval 0 and the limit void.
         let interval = (1e9 / limit.per_second).max(1.0) as u64;
         RateLimiter {
             interval,
+            // A burst of 0 would refuse everything: at least one webhook passes.
             tolerance: interval.saturating_mul(u64::from(limit.burst.max(1))),
+            // The epoch itself: a new limiter starts with its whole burst available.
             tat: AtomicU64::new(0),
             epoch: Instant::now(),
         }
     }
 
-    /// Takes one webhook's worth of budget, or says how long until there is some.
+    /// Takes one webhook's worth of budget, or says how long until there is some: the wait is the
+    /// 429's `Retry-After`, rounded up to a whole second.
     pub fn acquire(&self, now: Instant) -> Result<(), Duration> {
         let now =
             u64::try_from(now.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX);
+        // Relaxed: this one number is the whole state, and nothing else is published through it.
         let mut tat = self.tat.load(Ordering::Relaxed);
         loop {
             let next = tat.max(now).saturating_add(self.interval);
@@ -48,6 +55,8 @@ impl RateLimiter {
                 .compare_exchange_weak(tat, next, Ordering::Relaxed, Ordering::Relaxed)
             {
                 Ok(_) => return Ok(()),
+                // Another thread took a slot first: recompute from its value, so two webhooks never
+                // spend the same slot.
                 Err(current) => tat = current,
             }
         }

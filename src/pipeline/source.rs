@@ -11,11 +11,14 @@ use crate::source::SourceConfig;
 
 /// A configured source with the publisher its events go to.
 pub struct Source {
+    /// As validated; a reload builds a new `Source`, so a request never sees two configs.
     pub config: SourceConfig,
+    /// Shared with every source that names it: publishers outlive reloads.
     pub publisher: Arc<NamedPublisher>,
     /// The source's rate limit, when it has one. A reload starts it afresh.
     pub(super) limiter: Option<RateLimiter>,
-    /// Its request-path metric handles.
+    /// Its request-path metric handles, resolved once here rather than by label lookup (a hash
+    /// and a lock) on every webhook.
     pub metrics: SourceMetrics,
 }
 

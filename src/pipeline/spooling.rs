@@ -14,6 +14,8 @@ impl Pipeline {
         message: OutboundMessage,
         event_id: EventId,
     ) -> Result<Accepted, PipelineError> {
+        // The window travels with the entry: the drainer claims the key for as long as this
+        // source's provider may resend.
         let window = Some(source.config.dedup_window);
         self.spool_event(spool, source, key, window, None, message, event_id)
             .await
@@ -41,18 +43,23 @@ impl Pipeline {
             message,
         };
         let spool = spool.clone();
+        // The push returns only once the commit is fsync'd, which blocks: off the async workers.
+        // A panicked spool task counts as a storage failure, never as spooled.
         let pushed = tokio::task::spawn_blocking(move || spool.push(&entry))
             .await
             .unwrap_or_else(|e| Err(SpoolError::Storage(format!("spool task: {e}"))));
         match pushed {
             Ok(_) => {
                 // Safe on disk: from the provider's point of view the event is delivered.
+                // Confirmed, not left pending: a resend must be answered `duplicate`, not spooled
+                // (or published) a second time.
                 if let Some(revision) = revision {
                     self.confirm(&key, revision).await;
                 }
                 Ok(Accepted::Spooled { event_id })
             }
             Err(e) => {
+                // Kept nowhere: free the key so the provider's resend after the 503 is published.
                 if revision.is_some() {
                     self.release(&key).await;
                 }

@@ -20,7 +20,9 @@ fn default_spool_bytes() -> u64 {
 /// `[spool]`, validated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SpoolConfig {
+    /// Opened once at start: a reload that changes it is counted `restart_required`.
     pub path: std::path::PathBuf,
+    /// Bounds the entries' encoded bytes, not the file: redb's own overhead comes on top.
     pub max_bytes: u64,
 }
 

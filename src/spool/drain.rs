@@ -28,6 +28,7 @@ const MIN_BACKOFF: Duration = Duration::from_millis(100);
 /// A drainer waiting for a publisher is woken when it is up again ([`Spool::resume`]); this bounds
 /// the wait for everything else (a dedup store back, a full disk freed).
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Entries read per pass: a full spool (a gigabyte by default) is never read into memory at once.
 const BATCH: usize = 256;
 /// Delivered entries are removed this many at a time (one fsync), and at the end of each pass.
 /// A crash before their removal publishes them again, which the source-scoped broker id absorbs.
@@ -38,6 +39,8 @@ struct Done {
     seq: u64,
     publisher: String,
     source: String,
+    /// Dropped as already published: counted in `hookbridge_spool_duplicates_total`, not as
+    /// drained.
     duplicate: bool,
 }
 
@@ -66,6 +69,7 @@ impl<T: SpoolSink> SpoolSink for Arc<T> {
     }
 }
 
+/// The spool's only consumer: one task per process, so a publisher's entries leave in order.
 pub struct Drainer<S> {
     pub spool: Arc<Spool>,
     pub sink: S,
@@ -78,6 +82,7 @@ impl<S: SpoolSink> Drainer<S> {
         loop {
             self.export_depth();
             let spool = self.spool.clone();
+            // redb reads block on disk: off the async workers.
             let batch = match tokio::task::spawn_blocking(move || spool.oldest(BATCH)).await {
                 Ok(Ok(batch)) => batch,
                 Ok(Err(e)) => {
@@ -102,6 +107,8 @@ impl<S: SpoolSink> Drainer<S> {
             if self.pass(batch).await {
                 backoff = MIN_BACKOFF;
             } else {
+                // No progress: wait, but a publisher coming back (the health loop's `resume`) ends
+                // the wait at once instead of at the end of a long back-off.
                 tokio::select! {
                     () = tokio::time::sleep(backoff) => {}
                     () = self.spool.resume.notified() => {}
@@ -121,10 +128,13 @@ impl<S: SpoolSink> Drainer<S> {
                 Ok(entry) => entry,
                 Err(e) => {
                     tracing::error!(seq, error = %e, "unreadable spool entry: quarantined");
+                    // Bytes that do not decode never will: moved aside so they hold nothing up.
                     progressed |= self.quarantine(seq, None, "unreadable").await;
                     continue;
                 }
             };
+            // An earlier entry of this publisher could not leave the queue: delivering a later one
+            // would break its order.
             if blocked.contains(&entry.publisher) {
                 continue;
             }
@@ -152,11 +162,14 @@ impl<S: SpoolSink> Drainer<S> {
                     {
                         progressed = true;
                     } else {
+                        // Could not move it aside: hold this publisher for the pass rather than
+                        // skip past an entry that is still at its head.
                         blocked.insert(entry.publisher.clone());
                     }
                 }
             }
         }
+        // The rest of the last group: nothing delivered waits for another pass to be removed.
         progressed |= self.remove(&mut done, &mut blocked).await;
         progressed
     }
@@ -182,6 +195,8 @@ impl<S: SpoolSink> Drainer<S> {
                     entries = group.len(),
                     "delivered but could not remove from the spool; they will be sent again"
                 );
+                // Still on disk, so they are sent again on a later pass (the source-scoped broker
+                // id absorbs the repeat); their publishers stop for this one.
                 blocked.extend(group.into_iter().map(|d| d.publisher));
                 false
             }
@@ -212,6 +227,7 @@ impl<S: SpoolSink> Drainer<S> {
         }
     }
 
+    /// Gauges from the spool's in-memory counters: no read transaction for a metric.
     fn export_depth(&self) {
         let (events, bytes) = self.spool.depth();
         self.metrics.spool_events.set(events as i64);

@@ -31,6 +31,7 @@ const ATTRIBUTE_NAMES: &[&str] = &[
 pub struct SpoolEntry {
     /// Name of the publisher it is for.
     pub publisher: String,
+    /// Its source: named in metrics, and what the drainer dead-letters a refusal under.
     pub source: String,
     /// The source-scoped dedup key.
     pub dedup_key: String,
@@ -38,6 +39,8 @@ pub struct SpoolEntry {
     /// dedup store could not be reached then, so the drainer claims the key for this window
     /// before publishing (and drops the entry if it is a duplicate by then).
     pub claim_window: Option<std::time::Duration>,
+    /// The message exactly as it would have been published: the drainer sends it unchanged, so a
+    /// late copy carries the same broker-side id and headers as a prompt one would have.
     pub message: OutboundMessage,
 }
 
@@ -51,11 +54,13 @@ impl PartialEq for OutboundMessage {
     }
 }
 
+/// One field: its length as a little-endian `u32`, then its bytes.
 fn put(out: &mut Vec<u8>, field: &[u8]) {
     out.extend_from_slice(&(field.len() as u32).to_le_bytes());
     out.extend_from_slice(field);
 }
 
+/// Reads fields from bytes that came off a disk: every length is checked, nothing indexes.
 struct Reader<'a>(&'a [u8]);
 
 impl<'a> Reader<'a> {
@@ -68,6 +73,8 @@ impl<'a> Reader<'a> {
             .try_into()
             .map_err(|_| corrupt())?;
         let len = u32::from_le_bytes(len_bytes) as usize;
+        // A length past the end (a damaged or truncated entry) is `Corrupt`, never a panic:
+        // damage on disk must cost one entry (quarantined), not the gateway.
         let field = self.0.get(4..4 + len).ok_or_else(corrupt)?;
         self.0 = self.0.get(4 + len..).unwrap_or_default();
         Ok(field)
@@ -104,6 +111,7 @@ impl SpoolEntry {
         }
         put(&mut out, m.cloudevent.content_type.as_bytes());
         put(&mut out, &m.payload);
+        // 0 means "claimed"; a sub-second window still needs its claim, so it rounds up to 1 s.
         let window = self.claim_window.map_or(0, |w| w.as_secs().max(1));
         put(&mut out, &window.to_le_bytes());
         out
@@ -113,6 +121,7 @@ impl SpoolEntry {
         let (version, rest) = bytes
             .split_first()
             .ok_or_else(|| SpoolError::Corrupt("empty entry".into()))?;
+        // Anything else is refused, not guessed at: the drainer quarantines it as unreadable.
         if *version != VERSION && *version != VERSION_CLAIMED {
             return Err(SpoolError::Corrupt(format!(
                 "unknown entry version {version}"
@@ -130,6 +139,7 @@ impl SpoolEntry {
             .try_into()
             .map_err(|_| SpoolError::Corrupt("bad attribute count".into()))?;
         let count = u32::from_le_bytes(count_bytes) as usize;
+        // The count comes from disk: capped, so a damaged one cannot reserve gigabytes.
         let mut attributes = Vec::with_capacity(count.min(16));
         for _ in 0..count {
             let name = r.string()?;
@@ -146,6 +156,7 @@ impl SpoolEntry {
             _ => return Err(SpoolError::Corrupt("unknown content type".into())),
         };
         let payload = r.bytes()?.to_vec();
+        // Version 1 was written only after a claim, and has no window field.
         let claim_window = if *version == VERSION_CLAIMED {
             None
         } else {

@@ -27,6 +27,8 @@ pub use entry::SpoolEntry;
 /// A spooled entry with its sequence number; an entry that does not decode is reported, not hidden.
 pub type Spooled = (u64, Result<SpoolEntry, SpoolError>);
 
+/// The queue: sequence number to encoded entry. redb iterates keys in order, so reading from the
+/// first key is reading oldest first, which is the order the drainer must keep.
 const EVENTS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("events");
 /// Entries that can never be delivered as they are (unreadable, publisher gone, refused for good
 /// with their dead letter refused too), moved aside so they block nothing. Value: the reason,
@@ -36,12 +38,17 @@ const QUARANTINE: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("quaran
 /// One quarantined entry: its sequence number, why it was moved aside, and the entry.
 pub type Quarantined = (u64, String, Result<SpoolEntry, SpoolError>);
 
+/// Why the spool could not take or give back an entry. On the request path `Full` answers 503
+/// `spool_full`, the others 503 `spool_unavailable`: never a 2xx for an entry not committed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SpoolError {
+    /// The byte bound would be passed: the new entry is refused, nothing older is dropped.
     #[error("the spool is full ({used} of {max} bytes)")]
     Full { used: u64, max: u64 },
+    /// redb or the disk failed (or the blocking task did): nothing was committed.
     #[error("spool storage: {0}")]
     Storage(String),
+    /// Bytes on disk that do not decode; the drainer quarantines them as `unreadable`.
     #[error("a spooled entry is unreadable: {0}")]
     Corrupt(String),
 }
@@ -50,14 +57,20 @@ fn storage(e: impl std::fmt::Display) -> SpoolError {
     SpoolError::Storage(e.to_string())
 }
 
+/// The spool file, with counters kept beside it in memory so that the request path (room,
+/// entries pending per publisher) and the gauges never open a read transaction.
 pub struct Spool {
     db: Database,
     max_bytes: u64,
+    /// What the queue holds, in encoded bytes and entries; updated only after each commit.
     bytes: AtomicU64,
     events: AtomicU64,
+    /// Never reused, not even a quarantined entry's number: the quarantine is keyed by it too,
+    /// and a reused number would let a later quarantine overwrite an earlier one.
     next_seq: AtomicU64,
     quarantined: AtomicU64,
-    /// Spooled events per publisher: while a publisher has any, new events for it queue behind them.
+    /// Spooled events per publisher: while a publisher has any, new events for it queue behind
+    /// them. A std `Mutex`: held for one map update, never across an `.await`.
     pending: Mutex<HashMap<String, u64>>,
     /// Wakes the drainer when something is spooled.
     pub(crate) wake: tokio::sync::Notify,
@@ -92,6 +105,9 @@ impl Spool {
         let table = txn.open_table(EVENTS).map_err(storage)?;
         let mut pending = HashMap::<String, u64>::new();
         let mut last = 0;
+        // Rebuilt from the file, so a restart (even after `kill -9`) resumes with the same bound
+        // and the same per-publisher order. An entry that does not decode counts toward the
+        // bytes but no publisher: the drainer will quarantine it.
         for item in table.iter().map_err(storage)? {
             let (seq, value) = item.map_err(storage)?;
             last = seq.value();
@@ -107,6 +123,7 @@ impl Spool {
         spool
             .quarantined
             .store(quarantine.len().map_err(storage)?, Ordering::Relaxed);
+        // Past the quarantine's numbers too (see `next_seq`).
         if let Some(item) = quarantine.last().map_err(storage)? {
             last = last.max(item.0.value());
         }
@@ -122,6 +139,7 @@ impl Spool {
         let bytes = entry.encode();
         let size = bytes.len() as u64;
         let used = self.bytes.load(Ordering::Relaxed);
+        // Refuse rather than evict: everything already in here was answered 2xx.
         if used + size > self.max_bytes {
             return Err(SpoolError::Full {
                 used,
@@ -129,6 +147,8 @@ impl Spool {
             });
         }
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        // Durable before we return: the caller's 202 is the promise that this entry survives a
+        // crash or a power cut.
         let mut txn = self.db.begin_write().map_err(storage)?;
         txn.set_durability(Durability::Immediate).map_err(storage)?;
         {
@@ -141,6 +161,7 @@ impl Spool {
         if let Ok(mut p) = self.pending.lock() {
             *p.entry(entry.publisher.clone()).or_default() += 1;
         }
+        // The drainer sleeps while the queue is empty; this starts it at once.
         self.wake.notify_one();
         Ok(seq)
     }
@@ -181,6 +202,7 @@ impl Spool {
                 }
             }
         }
+        // The counters follow the commit: they never show as gone what is still on disk.
         txn.commit().map_err(storage)?;
         for (size, publisher) in removed {
             self.bytes.fetch_sub(size, Ordering::Relaxed);
@@ -208,8 +230,11 @@ impl Spool {
                 .map_err(storage)?
                 .map(|v| v.value().to_vec())
             else {
+                // Already moved or removed: nothing to do, and no error.
                 return Ok(());
             };
+            // The entry's bytes stay untouched behind the reason, so a requeue restores exactly
+            // what was spooled.
             let mut value = Vec::with_capacity(bytes.len() + reason.len() + 4);
             value.extend_from_slice(&(reason.len() as u32).to_le_bytes());
             value.extend_from_slice(reason.as_bytes());
@@ -265,6 +290,7 @@ impl Spool {
         let mut moved = Vec::new();
         {
             let mut quarantine = txn.open_table(QUARANTINE).map_err(storage)?;
+            // A row that cannot be read stays where it is rather than failing the whole requeue.
             let seqs: Vec<u64> = quarantine
                 .iter()
                 .map_err(storage)?
@@ -281,6 +307,7 @@ impl Spool {
                     continue;
                 };
                 let (_reason, bytes) = split_reason(&value);
+                // A fresh number: the entry joins the tail, behind what was spooled meanwhile.
                 let next = self.next_seq.fetch_add(1, Ordering::Relaxed);
                 events.insert(next, bytes).map_err(storage)?;
                 moved.push(bytes.to_vec());
@@ -297,6 +324,7 @@ impl Spool {
                 *p.entry(entry.publisher).or_default() += 1;
             }
         }
+        // The drainer may be asleep on an empty queue.
         self.wake.notify_one();
         Ok(moved.len() as u64)
     }
@@ -314,13 +342,16 @@ impl Spool {
         )
     }
 
-    /// True while the spool is below 90 % of its bound: readiness stays green on it.
+    /// True while the spool is below 90 % of its bound: readiness stays green on it. The last 10 %
+    /// is headroom: while a broker is down, a replica turns unready before its pushes fail.
     pub fn has_room(&self) -> bool {
         self.bytes.load(Ordering::Relaxed) < self.max_bytes / 10 * 9
     }
 
     /// Events waiting for `publisher`.
     pub fn pending_for(&self, publisher: &str) -> u64 {
+        // A poisoned lock (a panic mid-update) reads as nothing pending: requests then publish
+        // directly instead of failing.
         self.pending
             .lock()
             .map(|p| p.get(publisher).copied().unwrap_or(0))
