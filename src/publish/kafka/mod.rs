@@ -19,7 +19,7 @@ use std::time::Duration;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
@@ -27,6 +27,12 @@ use rdkafka::util::Timeout;
 use super::registry::{RegistryError, SchemaRegistry, Writer};
 use super::{OutboundMessage, PublishError, Publisher, header_safe};
 use crate::publish::config::KafkaConfig;
+
+mod errors;
+mod registry_state;
+
+use errors::{SuspectOnDrop, classify, classify_code};
+use registry_state::Registry;
 
 /// Kafka header that carries the dedup key (the same value as `ce_id`).
 /// Kafka has no broker-side dedup across producer sessions: consumers that need once-only drop
@@ -58,50 +64,6 @@ pub struct KafkaPublisher {
     event_topics_created: std::sync::atomic::AtomicUsize,
     /// With a schema registry, records are framed in the Confluent wire format.
     registry: Option<Registry>,
-}
-
-/// The registry, whether it answered since its last failure, and the error counter (by reason).
-struct Registry {
-    client: SchemaRegistry,
-    /// False before the registry first answers and after a failure: the publisher is unready
-    /// then, until the health check's `recover` succeeds.
-    ready: AtomicBool,
-    /// The subject whose id could not be resolved last, which the health check retries: the
-    /// publisher stays unready until it resolves.
-    failed_subject: Mutex<Option<(String, Writer)>>,
-    metrics: crate::metrics::Metrics,
-    publisher: String,
-}
-
-impl Registry {
-    /// Ready again when the subject that failed resolves (or, failing none, the registry answers).
-    async fn recover(&self) -> Result<(), RegistryError> {
-        let failed = self.failed_subject.lock().ok().and_then(|f| f.clone());
-        match failed {
-            Some((subject, writer)) => self.client.id(&subject, writer).await.map(|_| ()),
-            None => self.client.reachable().await,
-        }?;
-        if let Ok(mut f) = self.failed_subject.lock() {
-            *f = None;
-        }
-        self.ready.store(true, Ordering::Relaxed);
-        Ok(())
-    }
-
-    fn failed_for(&self, subject: String, writer: Writer, e: &RegistryError) {
-        if let Ok(mut f) = self.failed_subject.lock() {
-            *f = Some((subject, writer));
-        }
-        self.failed(e);
-    }
-
-    /// Marks the publisher unready and counts the failure by reason. Logged as an error: until the
-    /// registry answers, events to subjects not yet cached wait (spooled or 503).
-    fn failed(&self, e: &RegistryError) {
-        self.ready.store(false, Ordering::Relaxed);
-        self.metrics.registry_error(&self.publisher, e.code());
-        tracing::error!(publisher = %self.publisher, error = %e, "schema registry: nothing is published to new subjects until it answers");
-    }
 }
 
 impl KafkaPublisher {
@@ -446,50 +408,5 @@ impl Publisher for KafkaPublisher {
         };
         // librdkafka's flush blocks the thread; the runtime's workers stay free during shutdown.
         let _flushed = tokio::task::spawn_blocking(move || producer.flush(timeout)).await;
-    }
-}
-
-/// Sets the flag when dropped armed.
-/// A guard rather than code after the `.await`: a future dropped by the caller's timeout runs
-/// nothing after its await point, and only `Drop` still sees it.
-struct SuspectOnDrop<'a>(Option<&'a AtomicBool>);
-
-impl SuspectOnDrop<'_> {
-    fn disarm(&mut self) {
-        self.0 = None;
-    }
-}
-
-impl Drop for SuspectOnDrop<'_> {
-    fn drop(&mut self) {
-        if let Some(flag) = self.0 {
-            flag.store(true, Ordering::Relaxed);
-        }
-    }
-}
-
-fn classify(e: KafkaError) -> PublishError {
-    match e.rdkafka_error_code() {
-        Some(code) => classify_code(code, &e.to_string()),
-        // No code from the broker or the client: nothing says the message itself is at fault.
-        None => PublishError::Unavailable(e.to_string()),
-    }
-}
-
-/// Which broker answers mean "never for this message" and which mean "try again later".
-fn classify_code(code: RDKafkaErrorCode, context: &str) -> PublishError {
-    use RDKafkaErrorCode as C;
-    match code {
-        // About this message or its topic: the same bytes to the same topic get the same answer, so
-        // they go to the dead-letter topic instead of waiting for a retry that cannot succeed.
-        C::MessageSizeTooLarge
-        | C::InvalidMessageSize
-        | C::InvalidMessage
-        | C::InvalidRecord
-        | C::InvalidTopic
-        | C::TopicAuthorizationFailed => PublishError::Rejected(format!("{context}: {code:?}")),
-        // Leader elections, timeouts, brokers down, and any code not known to be permanent:
-        // retryable, the cheaper mistake (see `Publisher`).
-        _ => PublishError::Unavailable(format!("{context}: {code:?}")),
     }
 }
