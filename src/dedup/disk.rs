@@ -337,7 +337,7 @@ pub fn spawn_flusher(store: std::sync::Arc<DiskDedup>) {
         });
     // Not fatal: the store still answers; only the once-a-second durability is lost.
     if let Err(e) = spawned {
-        tracing::error!(error = %e, "cannot start the dedup flush thread: keys are made durable at shutdown only");
+        tracing::error!(error = %e, "cannot start the dedup flush thread: keys are made durable at a clean shutdown only");
     }
 }
 

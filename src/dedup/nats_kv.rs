@@ -221,6 +221,24 @@ impl NatsKvDedup {
 
 /// TTLs are whole seconds, at least one.
 /// Rounded up, so a mark never lives less than it was given.
+impl NatsKvDedup {
+    /// Writes a pending mark where the key has no value, expiring with the pending timeout on a
+    /// server that takes per-message TTLs.
+    async fn create_pending(
+        &self,
+        k: &str,
+        pending_timeout: Duration,
+    ) -> Result<u64, kv::CreateError> {
+        let value = Bytes::from_static(PENDING);
+        if self.ttl {
+            let ttl = pending_ttl(pending_timeout);
+            self.kv.create_with_ttl(k, value, ttl).await
+        } else {
+            self.kv.create(k, value).await
+        }
+    }
+}
+
 fn ttl_secs(ttl: Duration) -> u64 {
     ttl.as_secs_f64().ceil().max(1.0) as u64
 }
@@ -247,18 +265,7 @@ impl DedupStore for NatsKvDedup {
         let k = Self::kv_key(key);
         // `create` writes only where the key has no value (an expected revision of 0, or over a
         // delete marker), so of two replicas claiming at once exactly one gets `New`.
-        let created = if self.ttl {
-            self.kv
-                .create_with_ttl(
-                    &k,
-                    Bytes::from_static(PENDING),
-                    pending_ttl(pending_timeout),
-                )
-                .await
-        } else {
-            self.kv.create(&k, Bytes::from_static(PENDING)).await
-        };
-        match created {
+        match self.create_pending(&k, pending_timeout).await {
             Ok(revision) => return Ok(Claim::New(Revision(revision, window))),
             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
             // Anything else is the store failing, which says nothing about the event.
@@ -270,8 +277,9 @@ impl DedupStore for NatsKvDedup {
             .await
             .map_err(|e| DedupError(format!("entry: {e}")))?;
         let Some(entry) = entry else {
-            // Deleted between our create and read: someone released it; try once more.
-            return match self.kv.create(&k, Bytes::from_static(PENDING)).await {
+            // Deleted between our create and read: someone released it; try once more, with the
+            // same TTL, so that a claimer that dies now leaves no mark the server never drops.
+            return match self.create_pending(&k, pending_timeout).await {
                 Ok(revision) => Ok(Claim::New(Revision(revision, window))),
                 Err(_) => Ok(Claim::InFlight),
             };

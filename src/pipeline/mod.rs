@@ -133,6 +133,17 @@ impl Pipeline {
     }
 
     /// The deadline every publish is held to (`server.publish_timeout_ms`).
+    /// Makes the dedup store's writes durable, for a store that batches them (disk).
+    pub async fn flush_dedup(&self) {
+        if let AnyDedupStore::Disk(store) = &self.dedup {
+            let store = store.clone();
+            let flushed = tokio::task::spawn_blocking(move || store.flush()).await;
+            if !matches!(flushed, Ok(Ok(()))) {
+                tracing::warn!("could not make the disk dedup store durable at shutdown");
+            }
+        }
+    }
+
     pub fn publish_timeout(&self) -> Duration {
         self.publish_timeout
     }

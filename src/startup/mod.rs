@@ -270,6 +270,10 @@ impl Application {
         for publisher in self.pipeline.publishers() {
             publisher.inner.flush(Duration::from_secs(5)).await;
         }
+        // The disk dedup store makes its commits durable once a second: the keys confirmed in
+        // the last second would otherwise be forgotten by a clean stop, and their resends
+        // published again.
+        self.pipeline.flush_dedup().await;
         tracing::info!("stopped");
         result
     }

@@ -124,3 +124,72 @@ async fn sigterm_drains_readiness_finishes_in_flight_and_exits_zero() {
     };
     assert!(status.success(), "exit status {status}");
 }
+
+/// The disk dedup store makes its commits durable once a second; a clean stop makes the rest
+/// durable too. A webhook published just before SIGTERM is still known after the restart: its
+/// resend is answered `duplicate` and the stream holds one event.
+#[tokio::test]
+async fn a_clean_stop_keeps_the_disk_stores_last_keys() {
+    let nats = NatsServer::start();
+    let dir = TempDir::new("disk-stop");
+    let port = free_port();
+    let stream = crate::helpers::unique("DISKSTOP");
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\npublish_timeout_ms = 2000\n\n\
+         [dedup]\nstore = \"disk\"\npath = \"{}\"\n\n\
+         [publishers.nats]\nkind = \"nats\"\nurl = \"{}\"\nstream = \"{stream}\"\nsubjects = [\"{stream}.>\"]\n\n\
+         [sources.cronofy]\nprovider = \"cronofy\"\npublisher = \"nats\"\ntopic = \"{stream}.{{type}}\"\n\
+         [sources.cronofy.verify]\nclient_secrets = [\"env:CRONOFY\"]\n",
+        dir.path().join("dedup").display(),
+        nats.url()
+    );
+    let path = dir.path().join("hookbridge.toml");
+    std::fs::write(&path, config).unwrap();
+    let log = dir.path().join("log");
+    hookbridge::startup::install_crypto_provider();
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let body = cronofy_change("chn_known_after_a_clean_stop");
+    let send = || {
+        http.post(format!("{base}/webhooks/cronofy"))
+            .header("Cronofy-HMAC-SHA256", cronofy_sign(CRONOFY_SECRET, &body))
+            .body(body.clone())
+            .send()
+    };
+    let mut statuses = Vec::new();
+    for _ in 0..2 {
+        let mut child = spawn_binary(&path, &[("CRONOFY", CRONOFY_SECRET)], &log);
+        wait_for_status(&http, &format!("{base}/readyz"), 200, Some(&log)).await;
+        let reply: serde_json::Value = send().await.unwrap().json().await.unwrap();
+        statuses.push(reply["status"].as_str().unwrap_or_default().to_owned());
+        // At once: well inside the store's one-second flush interval.
+        let killed = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "did not exit");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(status.success(), "exit status {status}");
+    }
+    let events = crate::consumers::read_nats(
+        &nats.url(),
+        &stream,
+        &format!("{stream}.calendar.changed"),
+        1,
+        Duration::from_secs(5),
+    )
+    .await;
+    println!(
+        "disk dedup across a clean stop: sent 2, answers {statuses:?}, consumed {}",
+        events.len()
+    );
+    assert_eq!(statuses, ["published", "duplicate"]);
+    assert_eq!(events.len(), 1, "one event across the restart");
+}
