@@ -13,7 +13,6 @@
 
 use std::time::{Duration, Instant};
 
-use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use time::OffsetDateTime;
 
 use crate::config::{Config, PublisherConfig};
@@ -158,18 +157,7 @@ async fn redrive_one(
             "encoded-event dead letters are republished by a consumer, not redriven".into(),
         );
     }
-    let mut headers = HeaderMap::new();
-    for (name, value) in &letter.headers {
-        if let (Ok(n), Ok(v)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(value),
-        ) {
-            headers.insert(n, v);
-        }
-    }
-    if let Ok(v) = HeaderValue::from_str(&letter.body_content_type) {
-        headers.insert(actix_web::http::header::CONTENT_TYPE, v);
-    }
+    let headers = letter.request_headers();
     let body = letter.body.clone();
     let request = WebhookRequest {
         headers: &headers,

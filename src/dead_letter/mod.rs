@@ -134,6 +134,36 @@ impl DeadLetter {
     }
 }
 
+impl DeadLetter {
+    /// The request headers as a redrive replays them: the kept ones, and the body's content type
+    /// (a name or value that does not parse is skipped: it cannot have come from a request).
+    pub fn request_headers(&self) -> HeaderMap {
+        use actix_web::http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+        let mut headers = HeaderMap::new();
+        for (name, value) in &self.headers {
+            if let (Ok(n), Ok(v)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(value),
+            ) {
+                headers.insert(n, v);
+            }
+        }
+        if let Ok(v) = HeaderValue::from_str(&self.body_content_type) {
+            headers.insert(CONTENT_TYPE, v);
+        }
+        headers
+    }
+}
+
+/// The media type a dead letter records for a request's body. No usable content type is no
+/// reason to lose the letter: it is kept as opaque bytes.
+pub fn body_content_type(headers: &HeaderMap) -> &str {
+    headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/octet-stream")
+}
+
 /// The id hashes the time in microseconds, the precision the record stores, so a consumer can
 /// recompute it from a decoded record. Parts are length-prefixed, as in `EventId::from_content`.
 fn dead_letter_id(source: &str, received_at: OffsetDateTime, body: &[u8]) -> String {

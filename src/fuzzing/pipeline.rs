@@ -56,11 +56,7 @@ pub(super) async fn map_and_encode(
                 reason_message: e.to_string(),
                 received_at: request.received_at,
                 body: source.provider.redact_for_dead_letter(request.body),
-                body_content_type: request
-                    .headers
-                    .get("content-type")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("application/octet-stream"),
+                body_content_type: crate::dead_letter::body_content_type(request.headers),
                 headers: request.headers,
                 provider_headers: source.provider.dead_letter_headers(),
                 event_id: None,

@@ -1,7 +1,5 @@
 //! One function per fuzz target in `fuzz/fuzz_targets/`, each taking the fuzzer's bytes.
 
-use actix_web::http::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
-
 use super::framed::Framed;
 use super::pipeline::{block_on, map_and_encode, verify_and_map};
 use super::sources::{harness_config, harness_env};
@@ -146,18 +144,7 @@ pub fn dead_letter(data: &[u8]) {
         return;
     };
     // As `redrive::redrive_one` rebuilds the request.
-    let mut headers = HeaderMap::new();
-    for (name, value) in &letter.headers {
-        if let (Ok(n), Ok(v)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(value),
-        ) {
-            headers.insert(n, v);
-        }
-    }
-    if let Ok(v) = HeaderValue::from_str(&letter.body_content_type) {
-        headers.insert(CONTENT_TYPE, v);
-    }
+    let headers = letter.request_headers();
     let request = WebhookRequest {
         headers: &headers,
         query: "",

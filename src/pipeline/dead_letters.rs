@@ -29,12 +29,7 @@ impl Pipeline {
             reason_message: message,
             received_at: request.received_at,
             body: provider.redact_for_dead_letter(request.body),
-            // No usable content type is no reason to lose the letter: kept as opaque bytes.
-            body_content_type: request
-                .headers
-                .get("content-type")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("application/octet-stream"),
+            body_content_type: crate::dead_letter::body_content_type(request.headers),
             headers: request.headers,
             provider_headers: provider.dead_letter_headers(),
             event_id,
