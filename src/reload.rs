@@ -125,11 +125,6 @@ impl Reloader {
             Err(e) => return Err(e),
         };
         let count = sources.len();
-        for source in sources.values() {
-            self.pipeline
-                .metrics()
-                .initialize_source(&source.config.name, source.config.reconcile.is_some());
-        }
         self.pipeline.replace_sources(sources);
         if sections.is_empty() {
             Ok(Reloaded::Applied { sources: count })

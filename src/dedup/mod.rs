@@ -77,6 +77,22 @@ pub enum AnyDedupStore {
 }
 
 impl AnyDedupStore {
+    /// Makes every write so far durable. Only the disk store batches its fsyncs (once a second,
+    /// `disk::spawn_flusher`); the memory store has nothing to keep and NATS acknowledged each
+    /// write already.
+    pub async fn flush(&self) -> Result<(), DedupError> {
+        match self {
+            AnyDedupStore::Disk(store) => {
+                let store = store.clone();
+                // An fsync: off the async worker.
+                tokio::task::spawn_blocking(move || store.flush())
+                    .await
+                    .unwrap_or_else(|e| Err(DedupError(format!("flush task: {e}"))))
+            }
+            AnyDedupStore::Memory(_) | AnyDedupStore::NatsKv(_) => Ok(()),
+        }
+    }
+
     /// The `store` label of the dedup metrics.
     pub fn kind(&self) -> &'static str {
         match self {

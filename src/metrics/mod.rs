@@ -19,17 +19,6 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
-/// Every `outcome` of `hookbridge_webhooks_total`, as label values.
-pub const OUTCOMES: [&str; Outcome::ALL.len()] = {
-    let mut names = [""; Outcome::ALL.len()];
-    let mut i = 0;
-    while i < names.len() {
-        names[i] = Outcome::ALL[i].as_str();
-        i += 1;
-    }
-    names
-};
-
 /// Request and publish latency buckets, in seconds: dense below the providers' 5 s deadline.
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -355,11 +344,10 @@ impl Metrics {
 
     /// Creates the label sets a source will use, at zero, so `rate()` and alerts see them before
     /// the first event (Prometheus treats a missing series differently from a zero).
-    /// (`webhooks_total` and `dedup_hits_total` are created by [`SourceMetrics::new`].)
-    pub fn initialize_source(&self, source: &str, reconciles: bool) {
+    /// Called by [`SourceMetrics::new`], which also creates the series it holds handles to.
+    fn initialize_source(&self, source: &str, reconciles: bool) {
         self.spool_drained.with_label_values(&[source]);
         self.spool_duplicates.with_label_values(&[source]);
-        self.dedup_unavailable.with_label_values(&[source]);
         if reconciles {
             for outcome in [
                 "pulled",

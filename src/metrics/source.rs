@@ -29,7 +29,9 @@ pub struct SourceMetrics {
 impl SourceMetrics {
     /// Resolves the handles; this also creates every series at zero, so dashboards and alerts see
     /// a rate of 0 rather than no data before the first webhook.
-    pub fn new(metrics: &Metrics, source: &str, provider: &'static str) -> Self {
+    /// `reconciles`: the source pulls from its provider, so its reconcile series exist too.
+    pub fn new(metrics: &Metrics, source: &str, provider: &'static str, reconciles: bool) -> Self {
+        metrics.initialize_source(source, reconciles);
         SourceMetrics {
             webhooks: Outcome::ALL.map(|o| {
                 metrics

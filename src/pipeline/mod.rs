@@ -133,14 +133,10 @@ impl Pipeline {
     }
 
     /// The deadline every publish is held to (`server.publish_timeout_ms`).
-    /// Makes the dedup store's writes durable, for a store that batches them (disk).
+    /// Makes the dedup store's writes durable (shutdown).
     pub async fn flush_dedup(&self) {
-        if let AnyDedupStore::Disk(store) = &self.dedup {
-            let store = store.clone();
-            let flushed = tokio::task::spawn_blocking(move || store.flush()).await;
-            if !matches!(flushed, Ok(Ok(()))) {
-                tracing::warn!("could not make the disk dedup store durable at shutdown");
-            }
+        if let Err(e) = self.dedup.flush().await {
+            tracing::warn!(error = %e, "could not make the dedup store durable at shutdown");
         }
     }
 

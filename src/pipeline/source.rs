@@ -25,7 +25,12 @@ pub struct Source {
 impl Source {
     pub fn new(config: SourceConfig, publisher: Arc<NamedPublisher>, metrics: &Metrics) -> Self {
         Source {
-            metrics: SourceMetrics::new(metrics, &config.name, config.provider.kind()),
+            metrics: SourceMetrics::new(
+                metrics,
+                &config.name,
+                config.provider.kind(),
+                config.reconcile.is_some(),
+            ),
             limiter: config.rate_limit.map(RateLimiter::new),
             config,
             publisher,

@@ -123,11 +123,6 @@ pub async fn build_pipeline(
             }
         }
     }
-    for source in pipeline.sources() {
-        pipeline
-            .metrics()
-            .initialize_source(&source.config.name, source.config.reconcile.is_some());
-    }
     // Read at scrape time from the SNS verifiers, which hold no Prometheus handles.
     let certificates = crate::metrics::sns::SnsCertificateCollector::new(&pipeline)?;
     pipeline
