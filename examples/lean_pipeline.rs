@@ -14,7 +14,7 @@
 //! The HMAC secret is `LEAN_SECRET`; the id header `x-webhook-id`, the signature `x-signature`.
 //! Prints `listening on PORT` once bound.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
@@ -200,14 +200,10 @@ async fn serve() -> std::io::Result<()> {
         },
         other => return Err(std::io::Error::other(format!("unknown broker {other:?}"))),
     };
-    static SCHEMA: OnceLock<Schema> = OnceLock::new();
-    let schema = match SCHEMA.get() {
-        Some(schema) => schema,
-        None => {
-            let parsed = Schema::parse_str(EVENT_AVSC).map_err(std::io::Error::other)?;
-            SCHEMA.get_or_init(|| parsed)
-        }
-    };
+    // Parsed once for the process; the writer borrows it for as long.
+    let schema: &'static Schema = Box::leak(Box::new(
+        Schema::parse_str(EVENT_AVSC).map_err(std::io::Error::other)?,
+    ));
     let writer = GenericDatumWriter::builder(schema)
         .validate(false)
         .human_readable(false)

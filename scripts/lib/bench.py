@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -195,10 +196,10 @@ def profile_report(handle):
                        stderr=subprocess.DEVNULL, check=False)
 
 
-def wrk_measured(port, env, server_pid, broker_pid, tag, before=None, after=None):
+def wrk_measured(port, env, server_pid, broker_pid, tag, before=None):
     """A 3 s warm-up, then the measured wrk run with the server's and broker's CPU around it.
-    `before()` runs after the warm-up and `after(baseline)` once the server is stopped: what
-    reached the broker in the measured window."""
+    `before()` runs after the warm-up; its result is the row's `baseline`, from which the caller
+    counts what reached the broker in the measured window once the server is stopped."""
     wrk(port, env, 3, run_tag=f"{tag}warm")
     baseline = before() if before else None
     perf = profiled(server_pid, tag) if tag.startswith(("h", "l")) else None
@@ -215,17 +216,9 @@ def wrk_measured(port, env, server_pid, broker_pid, tag, before=None, after=None
          "peak_rss_mib": memory_kib(server_pid, "VmHWM") / 1024}
     if broker_pid:
         r["broker_cpu_us"] = (cpu_seconds(broker_pid) - broker0) * 1e6 / max(ok, 1)
-    r["baseline"] = baseline
-    r["count_after"] = after
+    if before:
+        r["baseline"] = baseline
     return r
-
-
-def consumed(r):
-    """Runs the row's count now (its server has stopped)."""
-    if r.get("count_after"):
-        r["consumed"] = r.pop("count_after")(r["baseline"])
-    r.pop("count_after", None)
-    r.pop("baseline", None)
 
 
 def count_nats(port, stream):
@@ -288,21 +281,6 @@ print(records, len(ids))
                          text=True, check=False, timeout=600)
     parts = out.stdout.split()
     return (int(parts[0]), int(parts[1])) if len(parts) == 2 else (-1, -1)
-
-
-def measured(config, port, source, env, server_pid, broker_pid, extra=()):
-    """A warm-up run, then the measured run with CPU taken around it."""
-    loadgen(config, port, source, ["--connections", str(CONNECTIONS), "--duration", "2",
-                                   "--warmup", "0", "--no-consume"], env)
-    cpu0 = cpu_seconds(server_pid)
-    broker0 = cpu_seconds(broker_pid) if broker_pid else 0.0
-    report = loadgen(config, port, source, ["--connections", str(CONNECTIONS), "--duration",
-                                            str(SECONDS), "--warmup", "0"] + list(extra), env)
-    report["cpu_us"] = (cpu_seconds(server_pid) - cpu0) * 1e6 / max(report["ok"], 1)
-    if broker_pid:
-        report["broker_cpu_us"] = (cpu_seconds(broker_pid) - broker0) * 1e6 / max(report["ok"], 1)
-    report["peak_rss_mib"] = memory_kib(server_pid, "VmHWM") / 1024
-    return report
 
 
 def scrape(port):
@@ -424,7 +402,7 @@ def start_gateway(workdir, name, text, env):
     return gateway, path, port, ready_ms, idle_mib
 
 
-def two_replicas(workdir, nats_toml, nats_port, env, nats):
+def two_replicas(workdir, nats_toml, nats_port, env):
     """Two gateways sharing the NATS key-value dedup store, each loaded with half the
     connections at once: what the shared store's round trip costs per webhook."""
     dedup = f'store = "nats"\nurl = "nats://127.0.0.1:{nats_port}"\nbucket = "bench_{RUN}"'
@@ -435,9 +413,7 @@ def two_replicas(workdir, nats_toml, nats_port, env, nats):
                                    f"scale.{RUN}.{{type}}", dedup)
         gateway, _, port, _, _ = start_gateway(workdir, f"replica{i}", text, env)
         replicas.append((gateway, port))
-    import threading
     results = [None, None]
-    cpu0 = [cpu_seconds(g.pid) for g, _ in replicas]
     for i, (_, port) in enumerate(replicas):
         wrk(port, env, 2, connections=CONNECTIONS // 2, run_tag=f"s{i}warm",
             offset=i * int(POOL) // 2)
@@ -535,9 +511,10 @@ def main():
             else:
                 hooks = (lambda: kafka_ends(kafka_bootstrap, f"lean.{RUN}"),
                          lambda b: count_kafka(kafka_bootstrap, f"lean.{RUN}", None, b))
-            r = wrk_measured(port, wenv, lean.pid, broker.pid, f"l{broker_name}", *hooks)
+            before, after = hooks
+            r = wrk_measured(port, wenv, lean.pid, broker.pid, f"l{broker_name}", before)
             lean.stop()
-            consumed(r)
+            r["consumed"] = after(r.pop("baseline"))
             rows.append((f"lean pipeline -> {broker_name}", r, f"lean-{broker_name}"))
 
             toml = nats_toml if broker_name == "nats" else kafka_toml
@@ -553,13 +530,14 @@ def main():
                 hooks = (lambda: kafka_ends(kafka_bootstrap, hb_topic),
                          lambda b: count_kafka(kafka_bootstrap, hb_topic,
                                                "hookbridge_dedup_key", b))
-            r = wrk_measured(port, wenv, gateway.pid, broker.pid, f"h{broker_name}", *hooks)
+            before, after = hooks
+            r = wrk_measured(port, wenv, gateway.pid, broker.pid, f"h{broker_name}", before)
             gateway.stop()
-            consumed(r)
+            r["consumed"] = after(r.pop("baseline"))
             rows.append((f"hookbridge -> {broker_name}", r, broker_name))
 
         # 6. Scale: two replicas sharing the NATS key-value dedup store, each under half the load.
-        scale = two_replicas(workdir, nats_toml, nats_port, wenv, nats)
+        scale = two_replicas(workdir, nats_toml, nats_port, wenv)
         footprint = dedup_footprint()
 
         # 4. Overload: twice the Kafka rate, open loop, more connections than max_in_flight.
