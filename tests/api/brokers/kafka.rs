@@ -138,7 +138,13 @@ impl KafkaBroker {
             use base64::Engine as _;
             let seed = format!("{}-{}-{:?}", std::process::id(), self.port, Instant::now());
             let digest = <sha2::Sha256 as sha2::Digest>::digest(seed.as_bytes());
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16])
+            let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16]);
+            // One id in 64 starts with `-`, which kafka-storage's argument parser takes for an
+            // option ("--cluster-id: expected one argument"); any other first letter is as valid.
+            match id.strip_prefix('-') {
+                Some(rest) => format!("A{rest}"),
+                None => id,
+            }
         };
         let log = self.dir.path().join("format.log");
         let out = std::fs::File::create(&log).expect("format log");
