@@ -162,6 +162,7 @@ channel = "client.create""#, &[("K", "app-secret")]),
 /// verify → map → encode → CloudEvents → topic, the in-process part of a webhook.
 async fn once(case: &Case, codec: &EventCodec, topic: &TopicTemplate) -> usize {
     let request = WebhookRequest {
+        method: "POST",
         headers: &case.headers,
         query: &case.query,
         body: &case.body,
@@ -231,6 +232,7 @@ fn cronofy_stages(c: &mut Criterion) {
     let cases = cases();
     let case = &cases[0];
     let request = WebhookRequest {
+        method: "POST",
         headers: &case.headers,
         query: &case.query,
         body: &case.body,

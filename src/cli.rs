@@ -1,4 +1,4 @@
-//! Command line: `serve`, `check-config`, `redrive`, `quarantine`. (The load generator is its own
+//! Command line: `serve`, `check-config`, `presets`, `redrive`, `quarantine`. (The load generator is its own
 //! binary, `hookbridge-loadgen`, in tools/loadgen.)
 
 use std::path::PathBuf;
@@ -29,6 +29,16 @@ pub enum Command {
     CheckConfig {
         /// Path of the TOML config file.
         config: PathBuf,
+    },
+    /// The provider presets: every one with its scheme, what it signs, the headers it reads, where
+    /// the type and dedup key come from and its documentation; or, given a NAME, a ready
+    /// `[sources.NAME]` table with secret references.
+    Presets {
+        /// A preset to print a source table for.
+        name: Option<String>,
+        /// Print the README's Markdown table instead.
+        #[arg(long, conflicts_with = "name")]
+        markdown: bool,
     },
     /// Read a source's dead letters back and publish them again with the current (fixed) config.
     Redrive {

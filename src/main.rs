@@ -27,6 +27,7 @@ fn main() -> ExitCode {
     let env: HashMap<String, String> = std::env::vars().collect();
     match cli.command {
         Command::CheckConfig { config } => check_config(&config, &env),
+        Command::Presets { name, markdown } => presets(name.as_deref(), markdown),
         Command::Redrive {
             config,
             source,
@@ -193,6 +194,23 @@ fn check_config(path: &Path, env: &HashMap<String, String>) -> ExitCode {
         }
         Err(code) => code,
     }
+}
+
+fn presets(name: Option<&str>, markdown: bool) -> ExitCode {
+    use hookbridge::providers::generic::{PRESETS, catalogue};
+    match name {
+        None if markdown => print!("{}", catalogue::markdown_table()),
+        None => print!("{}", catalogue::listing()),
+        Some(name) => match catalogue::source_table(name) {
+            Some(table) => print!("{table}"),
+            None => {
+                let names: Vec<&str> = PRESETS.iter().map(|p| p.name).collect();
+                eprintln!("no preset `{name}`; the presets are: {}", names.join(", "));
+                return ExitCode::from(2);
+            }
+        },
+    }
+    ExitCode::SUCCESS
 }
 
 /// Loads and validates, printing every problem as `key: reason` on stderr.

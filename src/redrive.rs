@@ -129,7 +129,9 @@ pub async fn run(
         }
         report.matched += 1;
         match redrive_one(&pipeline, source_name, &letter).await {
-            Ok(Accepted::Published { .. } | Accepted::Handled { .. }) => report.published += 1,
+            Ok(Accepted::Published { .. } | Accepted::Handled { .. } | Accepted::Answered(_)) => {
+                report.published += 1
+            }
             Ok(Accepted::Duplicate { .. }) => report.duplicates += 1,
             Ok(Accepted::DeadLettered { .. }) => report.dead_lettered += 1,
             Ok(Accepted::Spooled { .. }) | Err(_) => report.failed += 1,
@@ -160,6 +162,7 @@ async fn redrive_one(
     let headers = letter.request_headers();
     let body = letter.body.clone();
     let request = WebhookRequest {
+        method: "POST",
         headers: &headers,
         query: "",
         body: &body,

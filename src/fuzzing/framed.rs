@@ -8,6 +8,8 @@ use crate::providers::WebhookRequest;
 
 /// A fuzz input read as an HTTP request (see the module docs for the framing).
 pub struct Framed {
+    /// `POST` unless the `:method:` pseudo-header says `GET` (a handshake).
+    pub method: &'static str,
     pub headers: HeaderMap,
     pub query: String,
     pub body: Bytes,
@@ -17,8 +19,10 @@ impl Framed {
     pub fn parse(data: &[u8]) -> Framed {
         let mut headers = HeaderMap::new();
         let mut query = String::new();
+        let mut method = "POST";
         let Some(end) = header_block_end(data) else {
             return Framed {
+                method,
                 headers,
                 query,
                 body: Bytes::copy_from_slice(data),
@@ -29,6 +33,14 @@ impl Framed {
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             if let Some(value) = line.strip_prefix(b":query:") {
                 query = String::from_utf8_lossy(value.trim_ascii()).into_owned();
+                continue;
+            }
+            if let Some(value) = line.strip_prefix(b":method:") {
+                method = if value.trim_ascii() == b"GET" {
+                    "GET"
+                } else {
+                    "POST"
+                };
                 continue;
             }
             let Some(colon) = line.iter().position(|b| *b == b':') else {
@@ -44,6 +56,7 @@ impl Framed {
             }
         }
         Framed {
+            method,
             headers,
             query,
             body: Bytes::copy_from_slice(body),
@@ -52,6 +65,7 @@ impl Framed {
 
     pub fn request(&self) -> WebhookRequest<'_> {
         WebhookRequest {
+            method: self.method,
             headers: &self.headers,
             query: &self.query,
             body: &self.body,

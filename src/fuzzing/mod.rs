@@ -14,6 +14,7 @@
 //! ```text
 //! name: value        one header per line (repeats allowed), until the first empty line
 //! :query: a=1&b=2    the pseudo-header `:query` sets the query string
+//! :method: GET       the pseudo-header `:method` makes it a GET (handshakes); POST otherwise
 //!                    (empty line)
 //! body bytes         everything after the empty line, as it is
 //! ```
@@ -36,10 +37,13 @@ use std::net::{IpAddr, Ipv4Addr};
 use time::OffsetDateTime;
 
 pub use self::framed::Framed;
-pub use self::sources::{HARNESS_CONFIG, harness_config, harness_env};
+pub use self::sources::{
+    HARNESS_CONFIG, PRESET_SOURCE_PREFIX, harness_config, harness_env, preset_vectors,
+};
 pub use self::targets::{
     config, dead_letter, map_payload, spool_entry, verify_cronofy, verify_docplanner,
-    verify_generic, verify_outcomes, verify_salesking, verify_service_optimizer, verify_timetap,
+    verify_generic, verify_outcomes, verify_presets, verify_salesking, verify_service_optimizer,
+    verify_timetap,
 };
 
 /// When every fuzzed request is received: a fixed time, so runs are reproducible and seeds signed
@@ -64,6 +68,7 @@ pub const TARGETS: &[(&str, Harness)] = &[
     ("verify_docplanner", verify_docplanner),
     ("verify_salesking", verify_salesking),
     ("verify_generic", verify_generic),
+    ("verify_presets", verify_presets),
     ("map_payload", map_payload),
     ("config", config),
     ("dead_letter", dead_letter),

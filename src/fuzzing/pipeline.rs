@@ -47,6 +47,7 @@ pub(super) async fn map_and_encode(
             "event".to_owned()
         }
         Ok(Mapped::Handled { code }) => format!("handled: {code}"),
+        Ok(Mapped::Answer(reply)) => format!("handshake: {}", reply.kind),
         Err(e) => {
             let letter = DeadLetter::new(DeadLetterInput {
                 source: &source.name,

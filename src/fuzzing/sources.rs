@@ -145,6 +145,51 @@ algorithms = ["HS256", "HS512"]
 require_exp = false
 "#;
 
+/// The sources of the `verify_presets` target are named with this prefix and the preset's name.
+pub const PRESET_SOURCE_PREFIX: &str = "preset-";
+
+/// The preset vectors: each preset's computed vector configures its harness source, so the seeds
+/// made from those vectors (signed for [`super::NOW`]) verify.
+const PRESET_VECTORS: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/presets/vectors.json"
+));
+
+/// Each preset's computed vector, by preset name.
+pub fn preset_vectors() -> Vec<(String, serde_json::Value)> {
+    let all: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(PRESET_VECTORS).unwrap_or_default();
+    all.into_iter()
+        .filter_map(|(name, entry)| {
+            let computed = entry["vectors"]
+                .as_array()?
+                .iter()
+                .find(|v| v["origin"] == "computed")?
+                .clone();
+            Some((name, computed))
+        })
+        .collect()
+}
+
+/// `[sources.preset-NAME]` for every preset, from its computed vector.
+fn preset_sources() -> String {
+    let mut root = toml::Table::new();
+    let mut sources = toml::Table::new();
+    for (name, vector) in preset_vectors() {
+        let mut source = toml::Table::new();
+        source.insert("provider".into(), toml::Value::String(name.clone()));
+        source.insert("publisher".into(), toml::Value::String("nats".into()));
+        let verify = toml::Table::try_from(&vector["verify"]).unwrap_or_default();
+        source.insert("verify".into(), toml::Value::Table(verify));
+        sources.insert(
+            format!("{PRESET_SOURCE_PREFIX}{name}"),
+            toml::Value::Table(source),
+        );
+    }
+    root.insert("sources".into(), toml::Value::Table(sources));
+    toml::to_string(&root).unwrap_or_default()
+}
+
 /// The environment [`HARNESS_CONFIG`] resolves its `env:` secrets from (golden fixture values
 /// where a golden exists).
 pub fn harness_env() -> HashMap<String, String> {
@@ -169,6 +214,14 @@ pub fn harness_env() -> HashMap<String, String> {
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .chain(preset_vectors().into_iter().flat_map(|(_, vector)| {
+        vector["env"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+            .collect::<Vec<_>>()
+    }))
     .collect()
 }
 
@@ -179,7 +232,7 @@ pub fn harness_config() -> Result<&'static Config, String> {
     CONFIG
         .get_or_init(|| {
             let env = harness_env();
-            let text = HARNESS_CONFIG.replace("{sns}", SNS_FIXTURES);
+            let text = HARNESS_CONFIG.replace("{sns}", SNS_FIXTURES) + "\n" + &preset_sources();
             let raw = load_str(&text, &env).map_err(|e| e.to_string())?;
             Config::validate(raw, &env).map_err(|issues| {
                 issues

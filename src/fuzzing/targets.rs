@@ -2,7 +2,7 @@
 
 use super::framed::Framed;
 use super::pipeline::{block_on, map_and_encode, verify_and_map};
-use super::sources::{harness_config, harness_env};
+use super::sources::{PRESET_SOURCE_PREFIX, harness_config, harness_env};
 use crate::config::{Config, load_str};
 use crate::dead_letter::DeadLetterCodec;
 use crate::providers::{Provider, Verified, WebhookRequest};
@@ -64,13 +64,31 @@ pub fn verify_generic(data: &[u8]) {
     run_verify("verify_generic", data);
 }
 
+/// Every preset, each as the source its computed vector configures (`sources.rs`).
+pub fn verify_presets(data: &[u8]) {
+    run_verify("verify_presets", data);
+}
+
 /// What each source of a `verify_*` target did with `data`: `event`, `handled`, or the error code
 /// (verification or mapping). `None` for an unknown target. For the regression test, which checks
 /// that seeds reach the mapper.
 pub fn verify_outcomes(target: &str, data: &[u8]) -> Option<Vec<String>> {
-    let (_, names) = VERIFY_SOURCES.iter().find(|(t, _)| *t == target)?;
     let Ok(config) = harness_config() else {
         return Some(Vec::new());
+    };
+    let names: Vec<&str> = if target == "verify_presets" {
+        config
+            .sources
+            .keys()
+            .map(String::as_str)
+            .filter(|n| n.starts_with(PRESET_SOURCE_PREFIX))
+            .collect()
+    } else {
+        VERIFY_SOURCES
+            .iter()
+            .find(|(t, _)| *t == target)?
+            .1
+            .to_vec()
     };
     let framed = Framed::parse(data);
     let request = framed.request();
@@ -146,6 +164,7 @@ pub fn dead_letter(data: &[u8]) {
     // As `redrive::redrive_one` rebuilds the request.
     let headers = letter.request_headers();
     let request = WebhookRequest {
+        method: "POST",
         headers: &headers,
         query: "",
         body: &letter.body,

@@ -23,6 +23,7 @@ use super::reply::{Reply, ServiceOptimizerReply};
 use crate::pipeline::PipelineError;
 use crate::providers::MapError;
 use crate::providers::ReplyStyle;
+use crate::verify::VerifyError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngressError {
@@ -59,7 +60,7 @@ impl IngressError {
     /// `error`, answered in `style` (a plain error for the default style).
     pub fn for_source(error: IngressError, style: ReplyStyle) -> IngressError {
         match style {
-            ReplyStyle::ServiceOptimizer => IngressError::ForSource {
+            ReplyStyle::ServiceOptimizer | ReplyStyle::Empty => IngressError::ForSource {
                 error: Box::new(error),
                 style,
             },
@@ -111,6 +112,9 @@ impl ResponseError for IngressError {
             IngressError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             IngressError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             IngressError::Pipeline { error, .. } => match error {
+                PipelineError::Verify(VerifyError::MethodNotAllowed) => {
+                    StatusCode::METHOD_NOT_ALLOWED
+                }
                 PipelineError::Verify(_) => StatusCode::UNAUTHORIZED,
                 PipelineError::Map(MapError::Upstream(_)) => StatusCode::SERVICE_UNAVAILABLE,
                 PipelineError::Map(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -163,6 +167,10 @@ impl ResponseError for IngressError {
             } => "the event cannot be made safe right now; retry later".to_owned(),
             _ => this.to_string(),
         };
+        if style == Some(ReplyStyle::Empty) {
+            // The sender reads only the status (Xero checks the body is empty).
+            return builder.finish();
+        }
         if style == Some(ReplyStyle::ServiceOptimizer) {
             // Any non-zero code means failure to ServiceOptimizer; the HTTP status says which kind.
             let code = status.as_u16().to_string();

@@ -32,6 +32,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/webhooks/{source}")
             .route(web::post().to(webhook::receive))
+            .route(web::get().to(webhook::receive))
             .default_service(web::to(webhook::method_not_allowed)),
     )
     .route("/healthz", web::get().to(health::healthz))

@@ -52,6 +52,19 @@ pub struct ServiceOptimizerReply<'a> {
 /// The 2xx answer for an accepted webhook, in the provider's style.
 pub fn success(style: ReplyStyle, accepted: &Accepted) -> HttpResponse {
     match (style, accepted) {
+        // A handshake's answer is the sender's protocol, whatever the source's style.
+        (_, Accepted::Answered(answer)) => {
+            let mut reply = HttpResponse::Ok();
+            reply.content_type(answer.content_type);
+            for (name, value) in &answer.headers {
+                reply.insert_header((*name, value.as_str()));
+            }
+            reply.body(answer.body.clone())
+        }
+        (ReplyStyle::Empty, _) => HttpResponse::Ok().finish(),
+        (ReplyStyle::Fixed(body), _) => HttpResponse::Ok()
+            .content_type("application/json")
+            .body(body),
         (ReplyStyle::ServiceOptimizer, _) => HttpResponse::Ok().json(ServiceOptimizerReply {
             success: true,
             code: "0",

@@ -1,4 +1,4 @@
-//! `POST /webhooks/{source}`: read the request within the source's limits, hand it to the pipeline,
+//! `POST /webhooks/{source}` (and a handshake's `GET`): read the request within the source's limits, hand it to the pipeline,
 //! answer with what the pipeline decided.
 
 use std::time::Instant;
@@ -33,6 +33,14 @@ pub async fn receive(
     // From here on the source is known: every refusal takes its provider's reply shape.
     let style = source.config.provider.reply_style();
     let refuse = |error| IngressError::for_source(error, style);
+    // GET reaches a source only when its handshake comes that way (Dropbox, Okta).
+    if !source
+        .config
+        .provider
+        .accepts_method(request.method().as_str())
+    {
+        return Err(refuse(IngressError::MethodNotAllowed));
+    }
     // Back-pressure: a full gateway says so at once instead of queueing without bound.
     let Ok(_permit) = state.in_flight.clone().try_acquire_owned() else {
         source.metrics.webhook(Outcome::Overloaded);
@@ -74,6 +82,7 @@ pub async fn receive(
         }
     };
     let webhook = WebhookRequest {
+        method: request.method().as_str(),
         headers: request.headers(),
         query: request.query_string(),
         body: &body,

@@ -66,6 +66,8 @@ pub struct Metrics {
     /// `hookbridge_dedup_unavailable_total{source}`: events that could not be checked against the
     /// dedup store in time (spooled unclaimed, or answered 503).
     pub dedup_unavailable: IntCounterVec,
+    /// `hookbridge_handshakes_total{source,handshake}`: handshakes answered (never published).
+    pub handshakes: IntCounterVec,
     /// `hookbridge_dedup_evictions_total{store}`: keys forgotten before their window ended because
     /// the store was at its bound (a later resend of one would be published again).
     pub dedup_evictions: IntCounterVec,
@@ -199,6 +201,13 @@ impl Metrics {
             ),
             &["source"],
         )?;
+        let handshakes = IntCounterVec::new(
+            Opts::new(
+                "hookbridge_handshakes_total",
+                "Handshakes answered as their sender documents (Slack url_verification, Dropbox challenge, ...); never published.",
+            ),
+            &["source", "handshake"],
+        )?;
         let dedup_evictions = IntCounterVec::new(
             Opts::new(
                 "hookbridge_dedup_evictions_total",
@@ -285,6 +294,7 @@ impl Metrics {
         registry.register(Box::new(spool_quarantined.clone()))?;
         registry.register(Box::new(spool_quarantined_total.clone()))?;
         registry.register(Box::new(dedup_unavailable.clone()))?;
+        registry.register(Box::new(handshakes.clone()))?;
         registry.register(Box::new(dedup_evictions.clone()))?;
         registry.register(Box::new(dedup_keys.clone()))?;
         registry.register(Box::new(dedup_bytes.clone()))?;
@@ -329,6 +339,7 @@ impl Metrics {
             spool_quarantined,
             spool_quarantined_total,
             dedup_unavailable,
+            handshakes,
             dedup_evictions,
             dedup_keys,
             dedup_bytes,

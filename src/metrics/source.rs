@@ -73,6 +73,15 @@ impl SourceMetrics {
         self.dedup_unavailable.inc();
     }
 
+    /// It was a handshake, answered (`hookbridge_handshakes_total`). Resolved here: a source
+    /// sees a handful in its life.
+    pub fn handshake(&self, kind: &str) {
+        self.metrics
+            .handshakes
+            .with_label_values(&[&self.source, kind])
+            .inc();
+    }
+
     /// It was refused as not authentic; `reason` is the verification code
     /// (`hookbridge_verification_failures_total`). Resolved here: refusals are the rare path.
     pub fn verification_failed(&self, reason: &str) {

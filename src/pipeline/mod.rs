@@ -171,6 +171,10 @@ impl Pipeline {
             Ok(Accepted::Handled { code }) => {
                 tracing::info!(source = name, code, "handled without publishing");
             }
+            Ok(Accepted::Answered(reply)) => {
+                source.metrics.handshake(reply.kind);
+                tracing::info!(source = name, handshake = reply.kind, "handshake answered");
+            }
             Err(e) => {
                 // Forgeries are counted and logged, never dead-lettered: keeping them would let
                 // anyone fill the dead-letter topic.
@@ -223,6 +227,7 @@ impl Pipeline {
         {
             Ok(Mapped::Event(event)) => event,
             Ok(Mapped::Handled { code }) => return Ok(Accepted::Handled { code }),
+            Ok(Mapped::Answer(reply)) => return Ok(Accepted::Answered(reply)),
             // Transient: the provider should resend, nothing to keep.
             Err(e @ MapError::Upstream(_)) => return Err(e.into()),
             // Authentic but not mappable: kept for a fixed mapping and `redrive`, never dropped.

@@ -18,6 +18,8 @@ pub enum Accepted {
     Published { event_id: EventId, topic: String },
     /// Authentic, handled, nothing to publish (an SNS subscription handshake).
     Handled { code: &'static str },
+    /// A handshake, answered as its sender documents; nothing to publish.
+    Answered(Box<crate::verify::handshake::HandshakeReply>),
     /// Already published within the source's dedup window: answered 2xx so the provider stops.
     Duplicate { event_id: EventId },
     /// The broker could not take it in time; it is fsync'd on disk and will be published by the
@@ -33,7 +35,7 @@ impl Accepted {
     pub fn outcome(&self) -> Outcome {
         match self {
             Accepted::Published { .. } => Outcome::Published,
-            Accepted::Handled { .. } => Outcome::Handled,
+            Accepted::Handled { .. } | Accepted::Answered(_) => Outcome::Handled,
             Accepted::Duplicate { .. } => Outcome::Duplicate,
             Accepted::Spooled { .. } => Outcome::Spooled,
             Accepted::DeadLettered { .. } => Outcome::DeadLettered,

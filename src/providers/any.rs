@@ -137,6 +137,10 @@ macro_rules! providers {
                 match self { $(AnyProvider::$variant(p) => p.reply_style()),+ }
             }
 
+            fn accepts_method(&self, method: &str) -> bool {
+                match self { $(AnyProvider::$variant(p) => p.accepts_method(method)),+ }
+            }
+
             fn redact_for_dead_letter(&self, body: &Bytes) -> Bytes {
                 match self { $(AnyProvider::$variant(p) => p.redact_for_dead_letter(body)),+ }
             }

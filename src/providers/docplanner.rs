@@ -271,6 +271,7 @@ mod tests {
         let headers = HeaderMap::new();
         let body = Bytes::from(body);
         let request = WebhookRequest {
+            method: "POST",
             headers: &headers,
             query: "",
             body: &body,

@@ -31,6 +31,8 @@ use crate::verify::VerifyError;
 
 /// What a provider sees of an HTTP request.
 pub struct WebhookRequest<'a> {
+    /// Upper case, as received: `POST`, or a handshake's `GET`.
+    pub method: &'a str,
     pub headers: &'a HeaderMap,
     /// The raw query string, without `?`.
     pub query: &'a str,
@@ -60,6 +62,8 @@ pub enum Facts {
     Json(serde_json::Map<String, serde_json::Value>),
     /// A verified SNS envelope.
     Sns(Box<crate::verify::sns::SnsMessage>),
+    /// The request was a handshake; this is its answer.
+    Handshake(Box<crate::verify::handshake::HandshakeReply>),
 }
 
 impl<'a> Verified<'a> {
@@ -105,6 +109,8 @@ pub enum Mapped {
     /// Authentic and handled, with nothing to publish (SNS subscription handshakes). `code` says what
     /// was done and becomes the reply's `code`.
     Handled { code: &'static str },
+    /// A handshake, answered as its sender documents; nothing to publish.
+    Answer(Box<crate::verify::handshake::HandshakeReply>),
 }
 
 /// How a provider wants to be answered.
@@ -114,6 +120,11 @@ pub enum ReplyStyle {
     Standard,
     /// ServiceOptimizer reads the body: `{"Success": bool, "Code": "0" | "<non-zero>", "Message": ...}`.
     ServiceOptimizer,
+    /// A fixed JSON body on every 2xx, as the sender requires (a Discord interaction is answered
+    /// `{"type":5}`, "deferred"); refusals keep the standard body.
+    Fixed(&'static str),
+    /// Status only, with an empty body, whatever happened (Xero, Airtable).
+    Empty,
 }
 
 /// Why a verified payload could not be mapped to a canonical event. Messages never quote the payload.
@@ -199,6 +210,10 @@ pub trait Provider {
     fn reply_style(&self) -> ReplyStyle {
         ReplyStyle::Standard
     }
+    /// The HTTP methods this provider sends with: `POST`, and a handshake's `GET` for some.
+    fn accepts_method(&self, method: &str) -> bool {
+        method == "POST"
+    }
     /// The body as a dead letter may keep it: secrets carried inside it removed.
     fn redact_for_dead_letter(&self, body: &Bytes) -> Bytes {
         body.clone()
@@ -253,5 +268,6 @@ pub(crate) fn expect_event(mapped: Mapped) -> CanonicalEvent {
     match mapped {
         Mapped::Event(e) => *e,
         Mapped::Handled { code } => panic!("expected an event, got handled: {code}"),
+        Mapped::Answer(reply) => panic!("expected an event, got a handshake: {reply:?}"),
     }
 }

@@ -289,6 +289,7 @@ channel = "client.create""#
         let body = Bytes::from(body.to_owned());
         let received_at = OffsetDateTime::parse(now, &Rfc3339).unwrap();
         let request = WebhookRequest {
+            method: "POST",
             headers: &headers,
             query: "",
             body: &body,

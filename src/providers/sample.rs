@@ -85,6 +85,7 @@ mod tests {
             }
             let body = Bytes::from(sample.body.clone());
             let request = WebhookRequest {
+                method: "POST",
                 headers: &headers,
                 query: "",
                 body: &body,

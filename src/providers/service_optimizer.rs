@@ -241,6 +241,7 @@ mod tests {
         }
         let body = Bytes::from_static(body.as_bytes());
         let request = WebhookRequest {
+            method: "POST",
             headers: &headers,
             query: "",
             body: &body,

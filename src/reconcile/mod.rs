@@ -206,6 +206,7 @@ impl Reconciler {
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         let request = WebhookRequest {
+            method: "POST",
             headers: &headers,
             query: "",
             body: &body,

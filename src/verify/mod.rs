@@ -8,10 +8,12 @@
 use std::collections::BTreeSet;
 use std::sync::{Mutex, PoisonError};
 
+pub mod handshake;
 pub mod hmac;
 pub mod ip;
 pub mod jwt;
 pub mod message_template;
+pub mod public_key;
 pub mod signature_format;
 pub mod signed_message;
 pub mod signed_request;
@@ -33,6 +35,19 @@ pub fn intern(name: String) -> &'static str {
     let leaked: &'static str = Box::leak(name.into_boxed_str());
     names.insert(leaked);
     leaked
+}
+
+/// The parts of a request the blocks read: what a signature can cover and what a handshake is
+/// recognised by.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestParts<'a> {
+    /// Upper case, as received.
+    pub method: &'a str,
+    pub headers: &'a actix_web::http::header::HeaderMap,
+    /// The raw query string, without `?`.
+    pub query: &'a str,
+    pub body: &'a [u8],
+    pub received_at: time::OffsetDateTime,
 }
 
 /// Why a request was not accepted as authentic. The `code()` is stable: it is the JSON `code` in the
@@ -72,6 +87,12 @@ pub enum VerifyError {
     UnsupportedAlgorithm,
     #[error("the signed request has expired")]
     Expired,
+    /// A handshake request that cannot be answered as its sender documents.
+    #[error("the handshake cannot be answered: {0}")]
+    BadHandshake(&'static str),
+    /// A method other than POST, on a source whose handshake does not use it.
+    #[error("only the source's handshake may use this method")]
+    MethodNotAllowed,
     #[error(transparent)]
     Sns(#[from] sns::SnsError),
 }
@@ -94,6 +115,8 @@ impl VerifyError {
             VerifyError::MalformedSignedPayload => "malformed_signed_payload",
             VerifyError::UnsupportedAlgorithm => "unsupported_algorithm",
             VerifyError::Expired => "expired",
+            VerifyError::BadHandshake(_) => "bad_handshake",
+            VerifyError::MethodNotAllowed => "method_not_allowed",
             VerifyError::Sns(e) => e.code(),
         }
     }

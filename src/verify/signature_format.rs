@@ -19,6 +19,8 @@ pub enum SignatureFormat {
     Kv {
         timestamp_key: String,
         signature_key: String,
+        /// Between pairs: `,` for most, `;` for Paddle.
+        pair_separator: char,
     },
 }
 
@@ -58,10 +60,11 @@ impl SignatureFormat {
             SignatureFormat::Kv {
                 timestamp_key,
                 signature_key,
+                pair_separator,
             } => {
                 let pairs: Vec<(&str, &str)> = values
                     .iter()
-                    .flat_map(|v| split_list(v, ','))
+                    .flat_map(|v| split_list(v, *pair_separator))
                     .filter_map(|p| p.split_once('='))
                     .collect();
                 let mut timestamps = pairs
@@ -107,6 +110,7 @@ mod tests {
         let f = SignatureFormat::Kv {
             timestamp_key: "t".into(),
             signature_key: "v1".into(),
+            pair_separator: ',',
         };
         let got = f.extract(&["t=17, v1=a,v0=x", "v1=b,t=17"]).unwrap();
         assert_eq!(got.candidates, ["a", "b"]);

@@ -35,6 +35,38 @@ impl Window {
     }
 }
 
+/// How a sender writes the timestamp it signs. The signed text is always the text as sent; this
+/// only says how to read the time out of it for the window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimestampFormat {
+    /// Seconds since the epoch (Stripe, Slack, Standard Webhooks).
+    #[default]
+    Unix,
+    /// Milliseconds since the epoch (HubSpot).
+    UnixMs,
+    /// RFC 3339 text (Twitch, Box, Zendesk).
+    Rfc3339,
+}
+
+impl TimestampFormat {
+    pub fn parse(self, text: &str) -> Result<OffsetDateTime, VerifyError> {
+        match self {
+            TimestampFormat::Unix => parse_unix_seconds(text),
+            TimestampFormat::UnixMs => text
+                .trim()
+                .parse::<i64>()
+                .ok()
+                .and_then(|ms| OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)).ok())
+                .ok_or(VerifyError::MalformedTimestamp),
+            TimestampFormat::Rfc3339 => {
+                OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339)
+                    .map_err(|_| VerifyError::MalformedTimestamp)
+            }
+        }
+    }
+}
+
 /// Parses a Unix timestamp in seconds, as Stripe and Standard Webhooks send it.
 pub fn parse_unix_seconds(text: &str) -> Result<OffsetDateTime, VerifyError> {
     text.trim()
@@ -47,6 +79,25 @@ pub fn parse_unix_seconds(text: &str) -> Result<OffsetDateTime, VerifyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_format_reads_its_own_text_only() {
+        let at = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        assert_eq!(TimestampFormat::Unix.parse("1700000000"), Ok(at));
+        assert_eq!(TimestampFormat::UnixMs.parse("1700000000999"), Ok(at));
+        assert_eq!(
+            TimestampFormat::Rfc3339.parse("2023-11-14T22:13:20Z"),
+            Ok(at)
+        );
+        assert_eq!(
+            TimestampFormat::Rfc3339.parse("1700000000"),
+            Err(VerifyError::MalformedTimestamp)
+        );
+        assert_eq!(
+            TimestampFormat::UnixMs.parse("-"),
+            Err(VerifyError::MalformedTimestamp)
+        );
+    }
 
     #[test]
     fn an_absurdly_wide_window_bounds_nothing_instead_of_panicking() {

@@ -47,9 +47,44 @@ pub fn query_param(query: &str, name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
+/// The texts at `pointer` in a JSON document, where `*` stands for every element of an array:
+/// `/value/*/clientState` is each notification's `clientState`. An element without the value
+/// gives an empty text, so a batch with one unauthenticated element is refused, not filtered.
+pub fn values_at(json: &serde_json::Value, pointer: &str) -> Vec<String> {
+    match pointer.split_once("/*") {
+        Some((head, tail)) => match json.pointer(head).and_then(|v| v.as_array()) {
+            Some(items) => items
+                .iter()
+                .flat_map(|item| {
+                    let found = values_at(item, tail);
+                    if found.is_empty() {
+                        vec![String::new()]
+                    } else {
+                        found
+                    }
+                })
+                .collect(),
+            None => Vec::new(),
+        },
+        None => match json.pointer(pointer) {
+            Some(serde_json::Value::String(s)) => vec![s.clone()],
+            Some(_) => vec![String::new()],
+            None => Vec::new(),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wildcard_pointers_reach_every_element() {
+        let json = serde_json::json!({"value": [{"c": "a"}, {"c": "b"}, {"d": 1}]});
+        assert_eq!(values_at(&json, "/value/*/c"), ["a", "b", ""]);
+        assert_eq!(values_at(&json, "/value/0/c"), ["a"]);
+        assert!(values_at(&json, "/missing/*/c").is_empty());
+    }
 
     #[test]
     fn tokens_match_only_exactly() {

@@ -54,6 +54,7 @@ fn check(provider: &Cronofy, body: &'static [u8], header: Option<&str>) -> Resul
     }
     let body = Bytes::from_static(body);
     let request = WebhookRequest {
+        method: "POST",
         headers: &headers,
         query: "",
         body: &body,
@@ -164,6 +165,7 @@ fn own_change_vector_verifies_and_maps() {
     let headers = HeaderMap::new();
     let body = Bytes::from_static(BODY);
     let request = WebhookRequest {
+        method: "POST",
         headers: &headers,
         query: "",
         body: &body,
@@ -204,6 +206,7 @@ fn malformed_payloads_are_map_errors_not_panics() {
         let headers = HeaderMap::new();
         let body = Bytes::copy_from_slice(body);
         let request = WebhookRequest {
+            method: "POST",
             headers: &headers,
             query: "",
             body: &body,

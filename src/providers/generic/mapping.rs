@@ -11,15 +11,21 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use bytes::Bytes;
+
 use super::first_header;
+use super::settings::OneOrMany;
 use crate::event::{CanonicalEvent, EventId};
+use crate::providers::ReplyStyle;
 use crate::providers::{MapError, Mapped, WebhookRequest};
 use crate::section::ConfigIssue;
+use crate::verify::handshake::Handshake;
 use crate::verify::message_template::Piece;
 use crate::verify::signed_message::SignedMessage;
-use crate::verify::timestamp::parse_unix_seconds;
+use crate::verify::timestamp::{TimestampFormat, parse_unix_seconds};
 
-/// The mapping keys of `[sources.NAME.verify]`, whatever the scheme.
+/// The keys of `[sources.NAME.verify]` that go with every scheme: the mapping, the handshake and
+/// the reply.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct MappingSettings {
@@ -29,8 +35,9 @@ pub(super) struct MappingSettings {
     /// type from `type_header` is kept only when it is one of these; anything else becomes
     /// `<provider>.other` (an attacker replaying a signed body cannot mint topics or types).
     type_names: Option<Vec<String>>,
-    /// JSON pointer to the event type in the body (`/type`).
-    type_pointer: Option<String>,
+    /// JSON pointer to the event type in the body (`/type`); several are joined with `.`
+    /// (Pipedrive's `["/meta/action", "/meta/entity"]` gives `create.deal`).
+    type_pointer: Option<OneOrMany>,
     /// Fixed event type when the request does not say.
     event_type: Option<String>,
     /// Header holding the event id; with an HMAC scheme also what `{id}` in the message is.
@@ -41,22 +48,48 @@ pub(super) struct MappingSettings {
     subject_pointer: Option<String>,
     /// JSON pointer to when it happened (RFC 3339 text or Unix seconds).
     occurred_at_pointer: Option<String>,
+    /// How that time is written: by default RFC 3339 or Unix seconds, whichever parses;
+    /// `unix_ms` for milliseconds.
+    #[serde(default, deserialize_with = "super::settings::optional_choice")]
+    occurred_at_format: Option<TimestampFormat>,
+    /// `json` (default) or `form`: what the pointers above read. A form body reads as an object
+    /// of its parameters (`/MessageSid`).
+    body_format: Option<BodyFormat>,
+    /// The handshake the sender makes before events flow (`slack`, `zoom`, `dropbox`, ...).
+    pub handshake: Option<Handshake>,
+    /// How to answer: `standard` (default), `empty` (status only, for senders that require an
+    /// empty body), or a fixed JSON body for every 2xx (Discord interactions' `{"type":5}`).
+    reply: Option<String>,
 }
 
-#[derive(Debug, Clone, Default)]
+/// `body_format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum BodyFormat {
+    Json,
+    Form,
+}
+
+#[derive(Debug, Clone)]
 pub(super) struct Mapping {
+    reply: ReplyStyle,
+    form: bool,
+    /// A pointer to a credential inside the body (a token scheme's `pointer`): blanked in what
+    /// is published and dead-lettered.
+    redact: Option<String>,
     type_header: Option<String>,
     /// Set when the type header is not covered by the signature: the names it may take.
     unsigned_type_names: Option<BTreeSet<String>>,
     /// The id header is not covered by the signature: the dedup key is the body's hash instead,
     /// and the header's value is kept as the `delivery_id` attribute.
     unsigned_id_header: bool,
-    type_pointer: Option<String>,
+    type_pointer: Vec<String>,
     event_type: Option<String>,
     id_header: Option<String>,
     id_pointer: Option<String>,
     subject_pointer: Option<String>,
     occurred_at_pointer: Option<String>,
+    occurred_at_format: Option<TimestampFormat>,
 }
 
 impl Mapping {
@@ -67,7 +100,37 @@ impl Mapping {
         key: &str,
         s: MappingSettings,
         signed: Option<&SignedMessage>,
+        redact: Option<String>,
     ) -> Result<Self, Vec<ConfigIssue>> {
+        let issue =
+            |field: &str, reason: &str| vec![ConfigIssue::new(format!("{key}.{field}"), reason)];
+        let reply = match s.reply.as_deref() {
+            None | Some("standard") => ReplyStyle::Standard,
+            Some("empty") => ReplyStyle::Empty,
+            Some(text) => match serde_json::from_str::<serde_json::Value>(text) {
+                Ok(serde_json::Value::Object(_)) => {
+                    ReplyStyle::Fixed(crate::verify::intern(text.to_owned()))
+                }
+                _ => {
+                    return Err(issue(
+                        "reply",
+                        "reply is `standard`, `empty` or a JSON object",
+                    ));
+                }
+            },
+        };
+        // Signed fields inside the body are the one signature that may leave the body's other
+        // bytes unsigned (Mailgun): then the dedup key must be signed, so a replay with other
+        // content is a duplicate, never a second event.
+        if let Some(signed) = signed.filter(|m| !m.signs_body()) {
+            let fields = signed.signed_fields();
+            if !s.id_pointer.as_deref().is_some_and(|p| fields.contains(&p)) {
+                return Err(issue(
+                    "id_pointer",
+                    "the message does not sign the whole body: id_pointer must be one of its signed {field:...} pieces",
+                ));
+            }
+        }
         let (unsigned_type_names, unsigned_id_header) = match signed {
             Some(signed) => {
                 let names = match (&s.type_header, &s.type_names) {
@@ -85,16 +148,38 @@ impl Mapping {
             None => (None, false),
         };
         Ok(Mapping {
+            reply,
+            form: s.body_format == Some(BodyFormat::Form),
+            redact,
             type_header: s.type_header,
             unsigned_type_names,
             unsigned_id_header,
-            type_pointer: s.type_pointer,
+            type_pointer: s.type_pointer.map(OneOrMany::into_vec).unwrap_or_default(),
             event_type: s.event_type,
             id_header: s.id_header,
             id_pointer: s.id_pointer,
             subject_pointer: s.subject_pointer,
             occurred_at_pointer: s.occurred_at_pointer,
+            occurred_at_format: s.occurred_at_format,
         })
+    }
+
+    /// How the source answers a 2xx.
+    pub(super) fn reply_style(&self) -> ReplyStyle {
+        self.reply
+    }
+
+    /// `body` without the credential it carries (a token scheme's `pointer`), for what leaves the
+    /// gateway. Unchanged when there is none or the body is not JSON (then it was refused anyway).
+    pub(super) fn redact(&self, body: &Bytes) -> Bytes {
+        let Some(pointer) = &self.redact else {
+            return body.clone();
+        };
+        let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(body) else {
+            return body.clone();
+        };
+        blank(&mut json, pointer);
+        serde_json::to_vec(&json).map_or_else(|_| body.clone(), Bytes::from)
     }
 
     /// The event of an authentic request; `kind` is the provider kind it is published under.
@@ -106,14 +191,25 @@ impl Mapping {
     ) -> Result<Mapped, MapError> {
         // The body is parsed only when a pointer needs it: a token source with header mapping
         // accepts any body, JSON or not.
-        let needs_json = self.type_pointer.is_some()
+        let needs_json = !self.type_pointer.is_empty()
             || self.id_pointer.is_some()
             || self.subject_pointer.is_some()
             || self.occurred_at_pointer.is_some();
-        let json: Option<serde_json::Value> = if needs_json {
-            Some(serde_json::from_slice(request.body).map_err(|e| MapError::from_json(&e))?)
-        } else {
-            None
+        let json: Option<serde_json::Value> = match (needs_json, self.form) {
+            (false, _) => None,
+            (true, false) => {
+                Some(serde_json::from_slice(request.body).map_err(|e| MapError::from_json(&e))?)
+            }
+            // A form as an object of its parameters; a repeated name keeps its first value.
+            (true, true) => {
+                let mut object = serde_json::Map::new();
+                for (k, v) in form_urlencoded::parse(request.body) {
+                    object
+                        .entry(k.into_owned())
+                        .or_insert_with(|| serde_json::Value::String(v.into_owned()));
+                }
+                Some(serde_json::Value::Object(object))
+            }
         };
         let pointer = |p: &Option<String>| -> Option<String> {
             let value = json.as_ref()?.pointer(p.as_deref()?)?;
@@ -133,7 +229,14 @@ impl Mapping {
             _ => name,
         });
         let event_type = unsigned_type
-            .or_else(|| pointer(&self.type_pointer))
+            .or_else(|| {
+                let parts: Option<Vec<String>> = self
+                    .type_pointer
+                    .iter()
+                    .map(|p| pointer(&Some(p.clone())))
+                    .collect();
+                parts.filter(|p| !p.is_empty()).map(|p| p.join("."))
+            })
             .or_else(|| self.event_type.clone())
             .ok_or(MapError::MissingField("event type"))?;
         let mut attributes = BTreeMap::new();
@@ -153,9 +256,12 @@ impl Mapping {
         };
         let occurred_at = match pointer(&self.occurred_at_pointer) {
             Some(t) => Some(
-                OffsetDateTime::parse(&t, &Rfc3339)
-                    .or_else(|_| parse_unix_seconds(&t).map_err(|_| ()))
-                    .map_err(|_| MapError::InvalidField("occurred_at"))?,
+                match self.occurred_at_format {
+                    Some(format) => format.parse(&t).map_err(|_| ()),
+                    None => OffsetDateTime::parse(&t, &Rfc3339)
+                        .or_else(|_| parse_unix_seconds(&t).map_err(|_| ())),
+                }
+                .map_err(|_| MapError::InvalidField("occurred_at"))?,
             ),
             None => None,
         };
@@ -171,7 +277,7 @@ impl Mapping {
             occurred_at,
             received_at: request.received_at,
             data: None,
-            payload: request.body.clone(),
+            payload: self.redact(request.body),
             payload_content_type: request
                 .headers
                 .get("content-type")
@@ -180,5 +286,23 @@ impl Mapping {
                 .to_owned(),
             attributes,
         })))
+    }
+}
+
+/// Replaces the strings at `pointer` (`*` for every array element) with `"[redacted]"`.
+fn blank(json: &mut serde_json::Value, pointer: &str) {
+    match pointer.split_once("/*") {
+        Some((head, tail)) => {
+            if let Some(items) = json.pointer_mut(head).and_then(|v| v.as_array_mut()) {
+                for item in items {
+                    blank(item, tail);
+                }
+            }
+        }
+        None => {
+            if let Some(value) = json.pointer_mut(pointer).filter(|v| v.is_string()) {
+                *value = serde_json::Value::String("[redacted]".into());
+            }
+        }
     }
 }

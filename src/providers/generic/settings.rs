@@ -18,14 +18,16 @@ use super::mapping::MappingSettings;
 use crate::providers::settings;
 use crate::secret::SecretRef;
 use crate::section::ConfigIssue;
-use crate::verify::hmac::{DigestEncoding, HmacAlgorithm, SecretEncoding};
+use crate::verify::hmac::{DigestEncoding, SecretEncoding};
 use crate::verify::jwt::JwtSettings;
+use crate::verify::timestamp::TimestampFormat;
 
 /// The `scheme` key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum SchemeName {
     Hmac,
+    PublicKey,
     Token,
     Basic,
     Jwt,
@@ -41,21 +43,29 @@ struct Tag {
 /// A generic source's scheme, with its own keys.
 #[derive(Debug)]
 pub(super) enum Settings {
-    Hmac(HmacSettings),
+    Hmac(SignedSettings),
+    PublicKey(SignedSettings),
     Token(TokenSettings),
     Basic(BasicSettings),
     Jwt(JwtSchemeSettings),
 }
 
-/// `scheme = "hmac"`: an HMAC over a message built from the request.
+/// `scheme = "hmac"`: an HMAC over a message built from the request; `scheme = "public_key"`:
+/// an Ed25519 or ECDSA signature over it. The two differ only in their keys and algorithms.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct HmacSettings {
-    /// The HMAC keys; several during a rotation.
-    pub(super) secrets: Vec<SecretRef>,
-    /// Header carrying the signatures.
-    pub(super) header: Option<String>,
-    pub(super) algorithm: Option<HmacAlgorithm>,
+pub(super) struct SignedSettings {
+    /// The HMAC keys (several during a rotation); `hmac` only.
+    pub(super) secrets: Option<Vec<SecretRef>>,
+    /// The sender's public keys (hex, base64, or PEM); `public_key` only. Not secret.
+    pub(super) public_keys: Option<Vec<String>>,
+    /// Header(s) carrying the signatures: one name, or several (a primary and a secondary).
+    pub(super) header: Option<OneOrMany>,
+    /// Or: a JSON pointer to the signature inside the body.
+    pub(super) signature_pointer: Option<String>,
+    /// `sha1`, `sha256`, `sha512` (hmac); `ed25519`, `ecdsa_p256_sha256` (public_key). Read as
+    /// text and checked against the scheme's list when assembled.
+    pub(super) algorithm: Option<String>,
     pub(super) encoding: Option<DigestEncoding>,
     /// Text before each signature, such as `sha256=` or `v1,` (with the list format).
     pub(super) prefix: Option<String>,
@@ -64,12 +74,21 @@ pub(super) struct HmacSettings {
     /// `list` (default) or `kv` (`t=..,v1=..` pairs).
     #[serde(default, deserialize_with = "optional_choice")]
     pub(super) signature_format: Option<FormatName>,
-    /// With `kv`: the key of the timestamp and of the signatures.
+    /// With `kv`: the key of the timestamp and of the signatures, and the pair separator
+    /// (one character, default `,`).
     pub(super) kv_timestamp_key: Option<String>,
     pub(super) kv_signature_key: Option<String>,
+    pub(super) kv_separator: Option<String>,
     /// What is signed: `{body}`, `{timestamp}.{body}`, `{id}.{timestamp}.{body}`, ...
     pub(super) message: Option<String>,
     pub(super) timestamp_header: Option<String>,
+    /// Or: a JSON pointer to the signed timestamp inside the body.
+    pub(super) timestamp_pointer: Option<String>,
+    /// `unix` (default), `unix_ms` or `rfc3339`.
+    #[serde(default, deserialize_with = "optional_choice")]
+    pub(super) timestamp_format: Option<TimestampFormat>,
+    /// The URL the sender calls (as registered with it), for `{url}`.
+    pub(super) url: Option<String>,
     /// Accepted age of a signed timestamp, in seconds (default 300).
     pub(super) tolerance_secs: Option<u64>,
     /// Secrets are stored after this prefix (Standard Webhooks' `whsec_`).
@@ -77,6 +96,23 @@ pub(super) struct HmacSettings {
     /// `raw` (default) or `base64`.
     #[serde(default, deserialize_with = "optional_choice")]
     pub(super) secret_encoding: Option<SecretEncoding>,
+}
+
+/// A header name, or a list of them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(super) enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub(super) fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(one) => vec![one],
+            OneOrMany::Many(many) => many,
+        }
+    }
 }
 
 /// `signature_format`.
@@ -96,6 +132,9 @@ pub(super) struct TokenSettings {
     pub(super) header: Option<String>,
     /// Query parameter carrying the token instead of a header.
     pub(super) query: Option<String>,
+    /// Or: a JSON pointer to the token inside the body; `*` stands for every element of an
+    /// array, and then every element must carry it (Microsoft Graph's `clientState`).
+    pub(super) pointer: Option<String>,
     /// Accept `Bearer <token>` as well as the bare token (default true).
     pub(super) strip_bearer: Option<bool>,
 }
@@ -121,11 +160,17 @@ pub(super) struct JwtSchemeSettings {
 }
 
 impl SchemeName {
-    const ALL: [SchemeName; 4] = [Self::Hmac, Self::Token, Self::Basic, Self::Jwt];
+    const ALL: [SchemeName; 5] = [
+        Self::Hmac,
+        Self::PublicKey,
+        Self::Token,
+        Self::Basic,
+        Self::Jwt,
+    ];
 
     fn keys(self) -> &'static [&'static str] {
         match self {
-            SchemeName::Hmac => keys_of::<HmacSettings>(),
+            SchemeName::Hmac | SchemeName::PublicKey => keys_of::<SignedSettings>(),
             SchemeName::Token => keys_of::<TokenSettings>(),
             SchemeName::Basic => keys_of::<BasicSettings>(),
             SchemeName::Jwt => keys_of::<JwtSchemeSettings>(),
@@ -167,6 +212,7 @@ pub(super) fn parse(
     }
     let scheme = match scheme {
         SchemeName::Hmac => Settings::Hmac(settings(key, &mine)?),
+        SchemeName::PublicKey => Settings::PublicKey(settings(key, &mine)?),
         SchemeName::Token => Settings::Token(settings(key, &mine)?),
         SchemeName::Basic => Settings::Basic(settings(key, &mine)?),
         SchemeName::Jwt => Settings::Jwt(settings(key, &mine)?),
@@ -181,7 +227,7 @@ fn choice<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<T, D::
     from_text(&String::deserialize(d)?)
 }
 
-fn optional_choice<'de, D: Deserializer<'de>, T: DeserializeOwned>(
+pub(super) fn optional_choice<'de, D: Deserializer<'de>, T: DeserializeOwned>(
     d: D,
 ) -> Result<Option<T>, D::Error> {
     Option::<String>::deserialize(d)?
@@ -189,7 +235,7 @@ fn optional_choice<'de, D: Deserializer<'de>, T: DeserializeOwned>(
         .transpose()
 }
 
-fn from_text<E: serde::de::Error, T: DeserializeOwned>(text: &str) -> Result<T, E> {
+pub(super) fn from_text<E: serde::de::Error, T: DeserializeOwned>(text: &str) -> Result<T, E> {
     T::deserialize(text.into_deserializer()).map_err(|e: serde::de::value::Error| E::custom(e))
 }
 
@@ -237,12 +283,13 @@ mod tests {
     /// The reason for two steps: a bad value inside a scheme still names its own key.
     #[test]
     fn errors_name_the_key_and_list_the_choices() {
-        let bad = issue("scheme = \"hmac\"\nsecrets = []\nalgorithm = \"md5\"");
-        assert_eq!(bad.key, "sources.t.verify.algorithm");
+        let bad = issue("scheme = \"hmac\"\nsecrets = []\nencoding = \"octal\"");
+        assert_eq!(bad.key, "sources.t.verify.encoding");
         let bad = issue("scheme = \"hmca\"\nsecrets = []");
         assert_eq!(bad.key, "sources.t.verify.scheme");
         assert!(
-            bad.reason.contains("`hmac`, `token`, `basic`, `jwt`"),
+            bad.reason
+                .contains("`hmac`, `public_key`, `token`, `basic`, `jwt`"),
             "{bad:?}"
         );
         let bad = issue("scheme = \"hmac\"\nsecrets = []\nsignature_format = \"pairs\"");

@@ -27,6 +27,7 @@ fn request<'a>(
     now: i64,
 ) -> WebhookRequest<'a> {
     WebhookRequest {
+        method: "POST",
         headers,
         query,
         body,

@@ -36,6 +36,7 @@ fn run(
     let body = Bytes::from(body.to_owned());
     let received_at = OffsetDateTime::parse(now, &Rfc3339).unwrap();
     let request = WebhookRequest {
+        method: "POST",
         headers: &h,
         query,
         body: &body,
