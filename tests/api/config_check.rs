@@ -63,6 +63,40 @@ fn broken_configs_fail_naming_every_key_and_reason() {
                 "unknown placeholder",
             ],
         ),
+        // A mistyped preset lists the presets; a wrong key in a preset's table lists its keys; a
+        // wrong handshake lists the handshakes.
+        (
+            "[publishers.n]\nkind = \"nats\"\nurl = \"nats://x\"\n[sources.a]\nprovider = \"shopfiy\"\npublisher = \"n\"\n",
+            &[
+                "sources.a.provider",
+                "unknown provider `shopfiy`",
+                "shopify",
+                "slack",
+                "zoom",
+            ],
+        ),
+        (
+            "[publishers.n]\nkind = \"nats\"\nurl = \"nats://x\"\n[sources.a]\nprovider = \"slack\"\npublisher = \"n\"\n[sources.a.verify]\nsecret = [\"env:S\"]\n",
+            &[
+                "sources.a.verify.secret",
+                "unknown field `secret`",
+                "`secrets`",
+                "`handshake`",
+            ],
+        ),
+        (
+            "[publishers.n]\nkind = \"nats\"\nurl = \"nats://x\"\n[sources.a]\nprovider = \"slack\"\npublisher = \"n\"\n[sources.a.verify]\nsecrets = [\"env:S\"]\nhandshake = \"teams\"\n",
+            &[
+                "sources.a.verify.handshake",
+                "unknown variant `teams`",
+                "`slack`",
+                "`dropbox`",
+            ],
+        ),
+        (
+            "[publishers.n]\nkind = \"nats\"\nurl = \"nats://x\"\n[sources.a]\nprovider = \"square\"\npublisher = \"n\"\n[sources.a.verify]\nsecrets = [\"env:S\"]\n",
+            &["sources.a.verify.message", "{url} needs url"],
+        ),
         // Choice keys are enums: a wrong choice names the key and lists the valid ones.
         (
             "[server]\nlog_format = \"xml\"\n",
@@ -96,7 +130,7 @@ fn broken_configs_fail_naming_every_key_and_reason() {
     for (i, (text, expected)) in cases.iter().enumerate() {
         let path = dir.path().join(format!("c{i}.toml"));
         std::fs::write(&path, text).unwrap();
-        let (ok, out) = check_config(&path, &[]);
+        let (ok, out) = check_config(&path, &[("S", "a-secret")]);
         assert!(!ok, "case {i} must fail:\n{out}");
         for needle in *expected {
             assert!(
@@ -233,6 +267,68 @@ fn the_shipped_docplanner_sources_release_what_they_refuse() {
         assert!(
             docplanner.contains("release = true"),
             "{path}: a refused Docplanner push is recovered only by a release"
+        );
+    }
+}
+
+/// `hookbridge presets` lists every preset; `hookbridge presets NAME` prints a table that, with
+/// a publisher and its secret set, passes `check-config`; an unknown name lists the valid ones.
+#[test]
+fn the_presets_command_lists_and_prints_loadable_sources() {
+    let run = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_hookbridge"))
+            .args(args)
+            .output()
+            .expect("run hookbridge presets");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned()
+                + &String::from_utf8_lossy(&output.stderr),
+        )
+    };
+    let (ok, listing) = run(&["presets"]);
+    assert!(ok, "{listing}");
+    let names: Vec<&str> = hookbridge::providers::generic::PRESETS
+        .iter()
+        .map(|p| p.name)
+        .collect();
+    assert!(names.len() >= 40);
+    for name in &names {
+        assert!(
+            listing.lines().any(|l| l.starts_with(&format!("{name} "))),
+            "{name} not listed"
+        );
+    }
+    assert_eq!(
+        listing.matches("    docs:      https://").count(),
+        names.len()
+    );
+    let (ok, out) = run(&["presets", "shopfiy"]);
+    assert!(
+        !ok && out.contains("no preset `shopfiy`") && out.contains("shopify"),
+        "{out}"
+    );
+
+    let dir = TempDir::new("presets");
+    for name in ["slack", "twilio", "discord", "pipedrive", "microsoft_graph"] {
+        let (ok, table) = run(&["presets", name]);
+        assert!(ok, "{table}");
+        // Placeholders a user fills in: a real public key for the public-key presets.
+        let table = table.replace(
+            "<the sender's public key>",
+            "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c",
+        );
+        let path = dir.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &path,
+            format!("[publishers.nats]\nkind = \"nats\"\nurl = \"nats://x\"\n\n{table}"),
+        )
+        .unwrap();
+        let env = format!("{}_WEBHOOK_SECRET", name.to_uppercase());
+        let (ok, out) = check_config(&path, &[(env.as_str(), "a-secret")]);
+        assert!(
+            ok,
+            "{name}: the printed table does not load:\n{table}\n{out}"
         );
     }
 }

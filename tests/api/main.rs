@@ -18,6 +18,7 @@ mod fault_matrix;
 #[cfg(feature = "fuzzing")]
 mod fuzz_regressions;
 mod golden;
+mod handshakes;
 mod helpers;
 mod ingress;
 mod lifecycle;

@@ -59,7 +59,8 @@ async fn every_documented_metric_is_exposed_and_every_exposed_metric_is_document
          [sources.docplanner]\nprovider = \"docplanner\"\npublisher = \"nats\"\ntopic = \"{prefix}.{{provider}}.{{type}}\"\n\
          [sources.docplanner.verify]\napi_key_header = \"X-Api-Key\"\napi_keys = [\"env:C\"]\n\
          [sources.docplanner.reconcile]\nbase_url = \"http://127.0.0.1:9/api\"\ntoken_url = \"http://127.0.0.1:9/token\"\n\
-         client_id = \"env:C\"\nclient_secret = \"env:C\"\ninterval_secs = 1\n",
+         client_id = \"env:C\"\nclient_secret = \"env:C\"\ninterval_secs = 1\n\n\
+         [sources.dropbox]\nprovider = \"dropbox\"\npublisher = \"nats\"\n[sources.dropbox.verify]\nsecrets = [\"env:C\"]\n",
         spool = dir.path().join("spool").display(),
         url = nats.url(),
         kafka = crate::brokers::KafkaBroker::shared().bootstrap(),
@@ -88,6 +89,14 @@ async fn every_documented_metric_is_exposed_and_every_exposed_metric_is_document
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 200);
+    // A handshake, for its counter.
+    let challenge = app
+        .http
+        .get(app.url("/webhooks/dropbox?challenge=catalogue"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(challenge.status().as_u16(), 200);
     tokio::time::sleep(Duration::from_millis(1500)).await; // a reconcile round fails and is counted
 
     let exposition = app.get("/metrics").await.text().await.unwrap();

@@ -12,11 +12,12 @@
 //! replay; for schemes whose credential does not cover the body (tokens, API keys) the credential
 //! is one of the same length that is not configured.
 //!
-//! The table is in `rows_common.rs` (every provider) and `rows_schemes.rs` (each scheme's own
-//! traps), built from the request edits in `requests.rs`; `runner.rs` sends it.
+//! The table is in `rows_common.rs` (every provider), `rows_presets.rs` (every preset) and
+//! `rows_schemes.rs` (each scheme's own traps), built from the request edits in `requests.rs`; `runner.rs` sends it.
 
 mod requests;
 mod rows_common;
+mod rows_presets;
 mod rows_schemes;
 mod runner;
 
@@ -25,7 +26,8 @@ use std::time::Duration;
 use crate::brokers::{NatsServer, TempDir};
 use crate::golden::{Golden, Prepared, load_goldens, prepare};
 use crate::helpers::{spawn_with_config, unique};
-use rows_common::common_rows;
+use rows_common::{common_rows, size_rows};
+use rows_presets::preset_rows;
 use rows_schemes::{jwt_rows, salesking_rows, sns_rows, timestamp_rows};
 
 const BODY_LIMIT: usize = 16 * 1024;
@@ -61,6 +63,11 @@ fn all_rows(goldens: &[Golden]) -> Vec<Row> {
     for g in goldens {
         let source = format!("bi-{}", g.name);
         let valid = prepare(g);
+        if g.name.starts_with("preset-") {
+            rows.extend(preset_rows(g, &source, &valid));
+            rows.extend(size_rows(g, &source, &valid));
+            continue;
+        }
         rows.extend(common_rows(g, &source, &valid));
         if matches!(
             g.name.as_str(),

@@ -94,7 +94,7 @@ fn body_rows(g: &Golden, source: &str, valid: &Prepared) -> Vec<Row> {
 
 /// Header values, header counts and bodies over the limits: hookbridge's own, and the HTTP
 /// codec's.
-fn size_rows(g: &Golden, source: &str, valid: &Prepared) -> Vec<Row> {
+pub(super) fn size_rows(g: &Golden, source: &str, valid: &Prepared) -> Vec<Row> {
     let mut rows = Vec::new();
     // ServiceOptimizer reads every answer's body: refusals before the pipeline take its shape too,
     // the HTTP status in `Code`.

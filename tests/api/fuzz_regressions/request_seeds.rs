@@ -40,6 +40,60 @@ pub(super) fn golden_seeds(
     }
 }
 
+/// Each preset's computed vector and its forged variant, and every handshake vector, under the
+/// presets' target (whose sources are configured from the same vectors, for `fuzzing::NOW`).
+pub(super) fn preset_seeds(
+    goldens: &BTreeMap<String, Golden>,
+    add: &mut impl FnMut(&'static str, &str, Vec<u8>),
+) {
+    for (name, g) in goldens.iter().filter(|(n, _)| n.starts_with("preset-")) {
+        let prepared = prepare_at_now(g);
+        add(
+            "verify_presets",
+            &format!("golden-{name}"),
+            framed(&prepared),
+        );
+        add(
+            "verify_presets",
+            &format!("golden-{name}-forged"),
+            framed(&forge(g, prepared)),
+        );
+    }
+    let text = std::fs::read_to_string(format!("{FIXTURES}/presets/vectors.json")).unwrap();
+    let all: serde_json::Map<String, Value> = serde_json::from_str(&text).unwrap();
+    for (name, entry) in &all {
+        for (i, h) in entry["handshakes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            // Only answered ones: a refused handshake reaches no mapper (it is not "forged" by
+            // name, but it is by content).
+            if h["status"] != 200 {
+                continue;
+            }
+            let r = &h["request"];
+            let headers: Vec<(String, String)> = r["headers"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                .collect();
+            let mut data = Vec::new();
+            if r["method"] == "GET" {
+                data.extend_from_slice(b":method: GET\n");
+            }
+            data.extend(frame(
+                &headers,
+                r["query"].as_str().unwrap_or_default(),
+                r["body"].as_str().unwrap_or_default().as_bytes(),
+            ));
+            add("verify_presets", &format!("handshake-{name}-{i}"), data);
+        }
+    }
+}
+
 /// Cronofy during a secret rotation.
 pub(super) fn cronofy_rotation_seed(
     goldens: &BTreeMap<String, Golden>,

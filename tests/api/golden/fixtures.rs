@@ -30,9 +30,81 @@ pub fn load_goldens() -> Vec<Golden> {
             }
         })
         .collect();
+    goldens.extend(preset_goldens());
     goldens.sort_by(|a, b| a.name.cmp(&b.name));
     goldens
 }
+
+/// Every preset's computed vector (`tests/fixtures/presets/vectors.json`) as a golden named
+/// `preset-<name>`. The vectors are signed for a fixed time, so the golden's source widens the
+/// replay window: the window itself is the unit vectors' business, delivery is this test's.
+fn preset_goldens() -> Vec<Golden> {
+    let text = std::fs::read_to_string(format!("{FIXTURES}/presets/vectors.json"))
+        .expect("preset vectors");
+    let all: serde_json::Map<String, Value> = serde_json::from_str(&text).expect("vectors.json");
+    let mut out = Vec::new();
+    for (name, entry) in all {
+        let Some(v) = entry["vectors"]
+            .as_array()
+            .and_then(|vs| vs.iter().find(|v| v["origin"] == "computed"))
+        else {
+            continue;
+        };
+        let mut verify = v["verify"].clone();
+        verify["tolerance_secs"] = serde_json::json!(4_000_000_000u64);
+        let expect = &v["expect"];
+        let event_type = expect["type"].as_str().unwrap_or_default();
+        let mut record = serde_json::json!({
+            "type": event_type,
+            "provider_type": event_type,
+        });
+        for key in ["id", "subject"] {
+            if expect[key].is_string() {
+                record[key] = expect[key].clone();
+            }
+        }
+        if let Some(delivery) = expect["delivery_id"].as_str() {
+            record["attributes"] = serde_json::json!({ "delivery_id": delivery });
+        }
+        // A reply with an empty body (Xero, Airtable) has no code to compare.
+        let empty_reply =
+            verify["reply"] == "empty" || PRESET_EMPTY_REPLIES.contains(&name.as_str());
+        let mut forged = serde_json::json!({
+            "replace": v["forged"]["replace"].clone(),
+            "headers": v["forged"]["headers"].clone(),
+            "status": 401,
+        });
+        if !empty_reply {
+            forged["code"] = v["forged_code"].clone();
+        }
+        let topic_type: String = event_type
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        out.push(Golden {
+            name: format!("preset-{name}"),
+            spec: serde_json::json!({
+                "about": v["about"],
+                "provider": name,
+                "verify": verify,
+                "env": v["env"],
+                "request": v["request"],
+                "expect": { "status": 200, "record": record, "topic_type": topic_type },
+                "forged": forged,
+            }),
+        });
+    }
+    out
+}
+
+/// Presets whose defaults answer with an empty body.
+const PRESET_EMPTY_REPLIES: &[&str] = &["xero", "airtable"];
 
 fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
     let mut mac =

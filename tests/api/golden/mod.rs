@@ -51,7 +51,10 @@ async fn run_golden(
 ) -> (u16, Vec<String>) {
     let (stream, prefix) = (&app.stream, &app.prefix);
     let expect = &g.spec["expect"];
-    let event_type = expect["record"]["type"].as_str().expect("expected type");
+    let event_type = expect["topic_type"]
+        .as_str()
+        .or(expect["record"]["type"].as_str())
+        .expect("expected type");
     let source = format!("{}-{suffix}", g.name);
     let mut problems = Vec::new();
     // The forged request goes first: the read-back below then proves it published nothing.
