@@ -13,6 +13,7 @@ use time::format_description::well_known::Rfc3339;
 
 use bytes::Bytes;
 
+use super::extract::Pointers;
 use super::first_header;
 use super::settings::OneOrMany;
 use crate::event::{CanonicalEvent, EventId};
@@ -90,6 +91,9 @@ pub(super) struct Mapping {
     subject_pointer: Option<String>,
     occurred_at_pointer: Option<String>,
     occurred_at_format: Option<TimestampFormat>,
+    /// Every pointer above, in one list, and the reader that finds them all in one pass.
+    body_pointers: Vec<String>,
+    extractor: Pointers,
 }
 
 impl Mapping {
@@ -147,14 +151,25 @@ impl Mapping {
             }
             None => (None, false),
         };
+        let type_pointer = s.type_pointer.map(OneOrMany::into_vec).unwrap_or_default();
+        let body_pointers: Vec<String> = type_pointer
+            .iter()
+            .chain(&s.id_pointer)
+            .chain(&s.subject_pointer)
+            .chain(&s.occurred_at_pointer)
+            .cloned()
+            .collect();
+        let extractor = Pointers::new(body_pointers.iter().map(String::as_str));
         Ok(Mapping {
+            body_pointers,
+            extractor,
             reply,
             form: s.body_format == Some(BodyFormat::Form),
             redact,
             type_header: s.type_header,
             unsigned_type_names,
             unsigned_id_header,
-            type_pointer: s.type_pointer.map(OneOrMany::into_vec).unwrap_or_default(),
+            type_pointer,
             event_type: s.event_type,
             id_header: s.id_header,
             id_pointer: s.id_pointer,
@@ -195,11 +210,14 @@ impl Mapping {
             || self.id_pointer.is_some()
             || self.subject_pointer.is_some()
             || self.occurred_at_pointer.is_some();
-        let json: Option<serde_json::Value> = match (needs_json, self.form) {
-            (false, _) => None,
-            (true, false) => {
-                Some(serde_json::from_slice(request.body).map_err(|e| MapError::from_json(&e))?)
-            }
+        // The text at each of `body_pointers`, in order.
+        let values: Vec<Option<String>> = match (needs_json, self.form) {
+            (false, _) => Vec::new(),
+            // One pass over the body for just these values (`extract.rs`).
+            (true, false) => self
+                .extractor
+                .extract(request.body)
+                .map_err(|e| MapError::from_json(&e))?,
             // A form as an object of its parameters; a repeated name keeps its first value.
             (true, true) => {
                 let mut object = serde_json::Map::new();
@@ -208,16 +226,21 @@ impl Mapping {
                         .entry(k.into_owned())
                         .or_insert_with(|| serde_json::Value::String(v.into_owned()));
                 }
-                Some(serde_json::Value::Object(object))
+                let object = serde_json::Value::Object(object);
+                self.body_pointers
+                    .iter()
+                    .map(|p| {
+                        object
+                            .pointer(p)
+                            .and_then(|v| v.as_str().map(str::to_owned))
+                    })
+                    .collect()
             }
         };
         let pointer = |p: &Option<String>| -> Option<String> {
-            let value = json.as_ref()?.pointer(p.as_deref()?)?;
-            match value {
-                serde_json::Value::String(s) => Some(s.clone()),
-                serde_json::Value::Number(n) => Some(n.to_string()),
-                _ => None,
-            }
+            let p = p.as_deref()?;
+            let at = self.body_pointers.iter().position(|known| known == p)?;
+            values.get(at).cloned().flatten()
         };
         let header = |h: &Option<String>| {
             h.as_deref()

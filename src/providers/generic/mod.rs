@@ -10,6 +10,7 @@
 
 mod assemble;
 pub mod catalogue;
+mod extract;
 mod mapping;
 #[cfg(test)]
 mod preset_vectors;
