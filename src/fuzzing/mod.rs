@@ -37,9 +37,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use time::OffsetDateTime;
 
 pub use self::framed::Framed;
-pub use self::sources::{
-    HARNESS_CONFIG, PRESET_SOURCE_PREFIX, harness_config, harness_env, preset_vectors,
-};
+pub use self::sources::{HARNESS_CONFIG, PRESET_SOURCE_PREFIX, harness_config, harness_env};
 pub use self::targets::{
     config, dead_letter, map_payload, spool_entry, verify_cronofy, verify_docplanner,
     verify_generic, verify_outcomes, verify_presets, verify_salesking, verify_service_optimizer,

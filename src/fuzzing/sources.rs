@@ -155,20 +155,24 @@ const PRESET_VECTORS: &str = include_str!(concat!(
     "/tests/fixtures/presets/vectors.json"
 ));
 
-/// Each preset's computed vector, by preset name.
-pub fn preset_vectors() -> Vec<(String, serde_json::Value)> {
-    let all: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(PRESET_VECTORS).unwrap_or_default();
-    all.into_iter()
-        .filter_map(|(name, entry)| {
-            let computed = entry["vectors"]
-                .as_array()?
-                .iter()
-                .find(|v| v["origin"] == "computed")?
-                .clone();
-            Some((name, computed))
-        })
-        .collect()
+/// Each preset's computed vector, by preset name; parsed once (the harness config and every
+/// `harness_env` call read them).
+fn preset_vectors() -> &'static [(String, serde_json::Value)] {
+    static VECTORS: OnceLock<Vec<(String, serde_json::Value)>> = OnceLock::new();
+    VECTORS.get_or_init(|| {
+        let all: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(PRESET_VECTORS).unwrap_or_default();
+        all.into_iter()
+            .filter_map(|(name, entry)| {
+                let computed = entry["vectors"]
+                    .as_array()?
+                    .iter()
+                    .find(|v| v["origin"] == "computed")?
+                    .clone();
+                Some((name, computed))
+            })
+            .collect()
+    })
 }
 
 /// `[sources.preset-NAME]` for every preset, from its computed vector.
@@ -214,7 +218,7 @@ pub fn harness_env() -> HashMap<String, String> {
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .chain(preset_vectors().into_iter().flat_map(|(_, vector)| {
+    .chain(preset_vectors().iter().flat_map(|(_, vector)| {
         vector["env"]
             .as_object()
             .into_iter()

@@ -237,8 +237,8 @@ impl Mapping {
                     .collect()
             }
         };
-        let pointer = |p: &Option<String>| -> Option<String> {
-            let p = p.as_deref()?;
+        let pointer = |p: Option<&str>| -> Option<String> {
+            let p = p?;
             let at = self.body_pointers.iter().position(|known| known == p)?;
             values.get(at).cloned().flatten()
         };
@@ -253,17 +253,14 @@ impl Mapping {
         });
         let event_type = unsigned_type
             .or_else(|| {
-                let parts: Option<Vec<String>> = self
-                    .type_pointer
-                    .iter()
-                    .map(|p| pointer(&Some(p.clone())))
-                    .collect();
+                let parts: Option<Vec<String>> =
+                    self.type_pointer.iter().map(|p| pointer(Some(p))).collect();
                 parts.filter(|p| !p.is_empty()).map(|p| p.join("."))
             })
             .or_else(|| self.event_type.clone())
             .ok_or(MapError::MissingField("event type"))?;
         let mut attributes = BTreeMap::new();
-        let id = match pointer(&self.id_pointer) {
+        let id = match pointer(self.id_pointer.as_deref()) {
             Some(raw) => EventId::parse(&raw).map_err(|_| MapError::InvalidField("id"))?,
             None => match header(&self.id_header) {
                 // Not signed: a replayed body with a fresh id must still be the same event.
@@ -277,7 +274,7 @@ impl Mapping {
                 None => EventId::from_content(source, &[request.body]),
             },
         };
-        let occurred_at = match pointer(&self.occurred_at_pointer) {
+        let occurred_at = match pointer(self.occurred_at_pointer.as_deref()) {
             Some(t) => Some(
                 match self.occurred_at_format {
                     Some(format) => format.parse(&t).map_err(|_| ()),
@@ -288,7 +285,7 @@ impl Mapping {
             ),
             None => None,
         };
-        let subject = pointer(&self.subject_pointer);
+        let subject = pointer(self.subject_pointer.as_deref());
         Ok(Mapped::Event(Box::new(CanonicalEvent {
             partition_key: subject.clone().unwrap_or_else(|| id.to_string()),
             id,

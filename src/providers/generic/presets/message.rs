@@ -3,6 +3,24 @@
 
 // Signed timestamps, ids, URLs: the message is more than the body.
 
+/// How Svix signs (Standard Webhooks under `svix-*` names), stated once for Svix and the
+/// senders that deliver through it (Clerk, Resend). A macro, because `concat!` takes literals.
+macro_rules! svix_signing {
+    () => {
+        r#"scheme = "hmac"
+header = "svix-signature"
+encoding = "base64"
+prefix = "v1,"
+separator = " "
+message = "{id}.{timestamp}.{body}"
+id_header = "svix-id"
+timestamp_header = "svix-timestamp"
+secret_prefix = "whsec_"
+secret_encoding = "base64"
+"#
+    };
+}
+
 pub(super) const BOX: &str = r#"scheme = "hmac"
 # Signed once with the primary key and once with the secondary, so either may rotate.
 header = ["BOX-SIGNATURE-PRIMARY", "BOX-SIGNATURE-SECONDARY"]
@@ -28,21 +46,14 @@ subject_pointer = "/payload/uri"
 occurred_at_pointer = "/created_at"
 "#;
 
-pub(super) const CLERK: &str = r#"scheme = "hmac"
-header = "svix-signature"
-encoding = "base64"
-prefix = "v1,"
-separator = " "
-message = "{id}.{timestamp}.{body}"
-id_header = "svix-id"
-timestamp_header = "svix-timestamp"
-secret_prefix = "whsec_"
-secret_encoding = "base64"
-type_pointer = "/type"
+pub(super) const CLERK: &str = concat!(
+    svix_signing!(),
+    r#"type_pointer = "/type"
 subject_pointer = "/data/id"
 occurred_at_pointer = "/timestamp"
 occurred_at_format = "unix_ms"
-"#;
+"#
+);
 
 pub(super) const HUBSPOT: &str = r#"scheme = "hmac"
 header = "X-HubSpot-Signature-v3"
@@ -73,19 +84,12 @@ subject_pointer = "/data/id"
 occurred_at_pointer = "/occurred_at"
 "#;
 
-pub(super) const RESEND: &str = r#"scheme = "hmac"
-header = "svix-signature"
-encoding = "base64"
-prefix = "v1,"
-separator = " "
-message = "{id}.{timestamp}.{body}"
-id_header = "svix-id"
-timestamp_header = "svix-timestamp"
-secret_prefix = "whsec_"
-secret_encoding = "base64"
-type_pointer = "/type"
+pub(super) const RESEND: &str = concat!(
+    svix_signing!(),
+    r#"type_pointer = "/type"
 occurred_at_pointer = "/created_at"
-"#;
+"#
+);
 
 pub(super) const SLACK: &str = r#"scheme = "hmac"
 header = "X-Slack-Signature"
@@ -110,18 +114,11 @@ subject_pointer = "/data/id"
 occurred_at_pointer = "/created_at"
 "#;
 
-pub(super) const SVIX: &str = r#"scheme = "hmac"
-header = "svix-signature"
-encoding = "base64"
-prefix = "v1,"
-separator = " "
-message = "{id}.{timestamp}.{body}"
-id_header = "svix-id"
-timestamp_header = "svix-timestamp"
-secret_prefix = "whsec_"
-secret_encoding = "base64"
-type_pointer = "/type"
-"#;
+pub(super) const SVIX: &str = concat!(
+    svix_signing!(),
+    r#"type_pointer = "/type"
+"#
+);
 
 pub(super) const TWILIO: &str = r#"scheme = "hmac"
 header = "X-Twilio-Signature"
