@@ -237,7 +237,8 @@ fn echoable(value: Option<String>) -> Result<String, VerifyError> {
 mod tests {
     use super::*;
     use crate::secret::Secret;
-    use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+    use crate::verify::test_headers as headers;
+    use actix_web::http::header::HeaderMap;
 
     fn parts<'a>(
         method: &'a str,
@@ -252,17 +253,6 @@ mod tests {
             body,
             received_at: time::OffsetDateTime::UNIX_EPOCH,
         }
-    }
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(
-                HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
-        }
-        h
     }
 
     /// Zoom's documented example: plainToken `qgg8vlvZRS6UYooatFL8Aw` under secret token

@@ -131,6 +131,21 @@ impl VerifyError {
     }
 }
 
+/// A header map from name/value pairs (repeats kept), for unit tests of the blocks and the
+/// providers built from them.
+#[cfg(test)]
+pub(crate) fn test_headers(pairs: &[(&str, &str)]) -> actix_web::http::header::HeaderMap {
+    use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+    let mut h = HeaderMap::new();
+    for (k, v) in pairs {
+        h.append(
+            HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            HeaderValue::from_str(v).unwrap(),
+        );
+    }
+    h
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@
 use super::hmac::{HmacFailure, HmacKeyring};
 use super::message_template::{MessageTemplate, Piece, Values};
 use super::public_key::PublicKeyring;
-use super::signature_format::SignatureFormat;
+use super::signature_format::{Extracted, SignatureFormat};
 use super::timestamp::{TimestampFormat, Window};
 use super::{RequestParts, VerifyError};
 use actix_web::http::header::HeaderMap;
@@ -139,11 +139,12 @@ impl SignedMessage {
             None
         };
         let field = |pointer: &str| json.as_ref().and_then(|j| text_at(j, pointer));
-        let in_body = match &self.signature {
-            SignatureSource::Field { pointer } => field(pointer),
-            SignatureSource::Headers(_) => None,
-        };
-        let extracted = match &self.signature {
+        // Outlives `candidates`, which may borrow from it.
+        let in_body: Option<String>;
+        let Extracted {
+            candidates,
+            timestamp: carried,
+        } = match &self.signature {
             SignatureSource::Headers(names) => {
                 let values: Vec<&str> = names
                     .iter()
@@ -151,12 +152,14 @@ impl SignedMessage {
                     .collect();
                 self.format.extract(&values)?
             }
-            SignatureSource::Field { .. } => super::signature_format::Extracted {
-                candidates: in_body.as_deref().into_iter().collect(),
-                timestamp: None,
-            },
+            SignatureSource::Field { pointer } => {
+                in_body = field(pointer);
+                Extracted {
+                    candidates: in_body.as_deref().into_iter().collect(),
+                    timestamp: None,
+                }
+            }
         };
-        let candidates: Vec<&str> = extracted.candidates.clone();
         if candidates.is_empty() {
             return Err(VerifyError::MissingSignature(name));
         }
@@ -173,8 +176,7 @@ impl SignedMessage {
                 Some(ValueSource::Field(p)) => field(p),
                 None => None,
             };
-            let text = extracted
-                .timestamp
+            let text = carried
                 .map(str::to_owned)
                 .or(elsewhere)
                 .ok_or(VerifyError::MissingTimestamp)?;
@@ -268,7 +270,7 @@ mod tests {
     use super::*;
     use crate::secret::Secret;
     use crate::verify::hmac::{DigestEncoding, HmacAlgorithm};
-    use actix_web::http::header::{HeaderName, HeaderValue};
+    use crate::verify::test_headers as headers;
     use std::time::Duration;
     use time::OffsetDateTime;
 
@@ -290,17 +292,6 @@ mod tests {
                 max_skew: Duration::from_secs(300),
             },
         }
-    }
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(
-                HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
-        }
-        h
     }
 
     fn ring() -> HmacKeyring {

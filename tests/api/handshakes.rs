@@ -11,20 +11,15 @@ use serde_json::Value;
 
 use crate::brokers::NatsServer;
 use crate::consumers::read_nats;
+use crate::golden::preset_vectors;
 use crate::helpers::{spawn_with_config, unique};
-
-const VECTORS: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/presets/vectors.json"
-);
 
 #[tokio::test]
 async fn handshakes_are_answered_as_documented_counted_and_never_published() {
     let nats = NatsServer::start();
     let stream = unique("H");
     let prefix = unique("h");
-    let all: serde_json::Map<String, Value> =
-        serde_json::from_str(&std::fs::read_to_string(VECTORS).expect("vectors")).expect("json");
+    let all = preset_vectors();
     let mut config = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\nworkers = 1\n\n\
          [publishers.nats]\nkind = \"nats\"\nurl = \"{}\"\nstream = \"{stream}\"\nsubjects = [\"{prefix}.>\"]\n",

@@ -3,13 +3,14 @@
 
 use std::collections::BTreeSet;
 
-use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::header::HeaderMap;
 use bytes::Bytes;
 use time::OffsetDateTime;
 
 use super::*;
 use crate::event::EventId;
 use crate::providers::{block_on, expect_event};
+use crate::verify::test_headers as headers;
 
 fn build(kind: &str, extra: &str, secrets: &[(&str, &str)]) -> Generic {
     let env: HashMap<String, String> = secrets
@@ -34,17 +35,6 @@ fn request<'a>(
         peer: None,
         received_at: OffsetDateTime::from_unix_timestamp(now).unwrap(),
     }
-}
-
-fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-    let mut h = HeaderMap::new();
-    for (k, v) in pairs {
-        h.append(
-            HeaderName::from_bytes(k.as_bytes()).unwrap(),
-            HeaderValue::from_str(v).unwrap(),
-        );
-    }
-    h
 }
 
 /// One signed GitHub delivery replayed with fresh delivery ids and invented event names: one

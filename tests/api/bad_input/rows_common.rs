@@ -18,7 +18,7 @@ pub(super) fn common_rows(g: &Golden, source: &str, valid: &Prepared) -> Vec<Row
 }
 
 /// A row refused by verification, counted under `code`.
-fn verification(
+pub(super) fn verification(
     source: &str,
     case: &str,
     request: Prepared,

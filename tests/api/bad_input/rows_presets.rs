@@ -7,22 +7,14 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hookbridge::providers::generic::PRESETS;
 
+use super::Row;
 use super::requests::{clone, header, same_length_wrong, set_header, with_body};
-use super::{Moved, Row};
+use super::rows_common::verification;
 use crate::golden::{Golden, Prepared};
 
-/// Presets whose every answer has an empty body: their rows have no code to read.
-pub(super) const EMPTY_REPLIES: &[&str] = &["bi-preset-xero", "bi-preset-airtable"];
-
+/// `rows_common`'s verification row, always a 401 here.
 fn refused(source: &str, case: &str, request: Prepared, code: &'static str) -> Row {
-    Row {
-        source: source.to_owned(),
-        case: case.to_owned(),
-        request,
-        status: 401,
-        code: Some(code),
-        moved: Moved::VerificationFailure,
-    }
+    verification(source, case, request, 401, code)
 }
 
 fn without(p: &Prepared, names: &[String]) -> Prepared {

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::FIXTURES;
 use super::framing::{frame, framed, jwt, mac, owned, prepare_at_now, secret, sha256};
-use crate::golden::{Golden, forge};
+use crate::golden::{Golden, forge, preset_vectors};
 
 /// Each golden fixture and its forged variant.
 pub(super) fn golden_seeds(
@@ -59,9 +59,7 @@ pub(super) fn preset_seeds(
             framed(&forge(g, prepared)),
         );
     }
-    let text = std::fs::read_to_string(format!("{FIXTURES}/presets/vectors.json")).unwrap();
-    let all: serde_json::Map<String, Value> = serde_json::from_str(&text).unwrap();
-    for (name, entry) in &all {
+    for (name, entry) in &preset_vectors() {
         for (i, h) in entry["handshakes"]
             .as_array()
             .into_iter()

@@ -39,11 +39,8 @@ pub fn load_goldens() -> Vec<Golden> {
 /// `preset-<name>`. The vectors are signed for a fixed time, so the golden's source widens the
 /// replay window: the window itself is the unit vectors' business, delivery is this test's.
 fn preset_goldens() -> Vec<Golden> {
-    let text = std::fs::read_to_string(format!("{FIXTURES}/presets/vectors.json"))
-        .expect("preset vectors");
-    let all: serde_json::Map<String, Value> = serde_json::from_str(&text).expect("vectors.json");
     let mut out = Vec::new();
-    for (name, entry) in all {
+    for (name, entry) in preset_vectors() {
         let Some(v) = entry["vectors"]
             .as_array()
             .and_then(|vs| vs.iter().find(|v| v["origin"] == "computed"))
@@ -67,8 +64,7 @@ fn preset_goldens() -> Vec<Golden> {
             record["attributes"] = serde_json::json!({ "delivery_id": delivery });
         }
         // A reply with an empty body (Xero, Airtable) has no code to compare.
-        let empty_reply =
-            verify["reply"] == "empty" || PRESET_EMPTY_REPLIES.contains(&name.as_str());
+        let empty_reply = answers_with_an_empty_body(&name);
         let mut forged = serde_json::json!({
             "replace": v["forged"]["replace"].clone(),
             "headers": v["forged"]["headers"].clone(),
@@ -103,8 +99,21 @@ fn preset_goldens() -> Vec<Golden> {
     out
 }
 
-/// Presets whose defaults answer with an empty body.
-const PRESET_EMPTY_REPLIES: &[&str] = &["xero", "airtable"];
+/// True for a preset whose defaults answer with an empty body (`reply = "empty"`).
+pub fn answers_with_an_empty_body(preset: &str) -> bool {
+    hookbridge::providers::generic::PRESETS
+        .iter()
+        .find(|p| p.name == preset)
+        .and_then(|p| p.defaults.parse::<toml::Table>().ok())
+        .is_some_and(|t| t.get("reply").and_then(toml::Value::as_str) == Some("empty"))
+}
+
+/// `tests/fixtures/presets/vectors.json`: by preset, its vectors and handshakes.
+pub fn preset_vectors() -> serde_json::Map<String, Value> {
+    let text = std::fs::read_to_string(format!("{FIXTURES}/presets/vectors.json"))
+        .expect("preset vectors");
+    serde_json::from_str(&text).expect("vectors.json")
+}
 
 fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
     let mut mac =

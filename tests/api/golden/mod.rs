@@ -21,7 +21,8 @@ use crate::consumers::{read_kafka, read_nats};
 use crate::helpers::{TestApp, spawn_with_config, unique};
 use checks::{forged_problems, published_problems};
 pub use fixtures::{
-    Golden, Prepared, forge, load_goldens, prepare, prepare_at, secrets_of, source_toml,
+    Golden, Prepared, answers_with_an_empty_body, forge, load_goldens, prepare, prepare_at,
+    preset_vectors, secrets_of, source_toml,
 };
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
