@@ -9,6 +9,7 @@
 //!
 //! redb calls block on disk I/O; async callers go through `tokio::task::spawn_blocking`.
 
+mod append;
 pub mod config;
 pub mod drain;
 mod entry;
@@ -76,6 +77,11 @@ pub struct Spool {
     pub(crate) wake: tokio::sync::Notify,
     /// Wakes a drainer that is backing off, when a publisher is up again.
     pub(crate) resume: tokio::sync::Notify,
+    /// The request path's appends, committed in groups.
+    appends: append::Appends,
+    /// Commits of appends, so tests can see the grouping.
+    #[cfg(test)]
+    commits: AtomicU64,
 }
 
 impl Spool {
@@ -100,6 +106,9 @@ impl Spool {
             pending: Mutex::new(HashMap::new()),
             wake: tokio::sync::Notify::new(),
             resume: tokio::sync::Notify::new(),
+            appends: append::Appends::default(),
+            #[cfg(test)]
+            commits: AtomicU64::new(0),
         };
         let txn = spool.db.begin_read().map_err(storage)?;
         let table = txn.open_table(EVENTS).map_err(storage)?;
@@ -134,36 +143,10 @@ impl Spool {
         Ok(spool)
     }
 
-    /// Appends `entry` durably. Returns only once the commit is on disk.
+    /// Appends `entry` durably. Returns only once the commit is on disk; appends that arrive
+    /// together share one commit (see [`append`]).
     pub fn push(&self, entry: &SpoolEntry) -> Result<u64, SpoolError> {
-        let bytes = entry.encode();
-        let size = bytes.len() as u64;
-        let used = self.bytes.load(Ordering::Relaxed);
-        // Refuse rather than evict: everything already in here was answered 2xx.
-        if used + size > self.max_bytes {
-            return Err(SpoolError::Full {
-                used,
-                max: self.max_bytes,
-            });
-        }
-        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-        // Durable before we return: the caller's 202 is the promise that this entry survives a
-        // crash or a power cut.
-        let mut txn = self.db.begin_write().map_err(storage)?;
-        txn.set_durability(Durability::Immediate).map_err(storage)?;
-        {
-            let mut table = txn.open_table(EVENTS).map_err(storage)?;
-            table.insert(seq, bytes.as_slice()).map_err(storage)?;
-        }
-        txn.commit().map_err(storage)?;
-        self.bytes.fetch_add(size, Ordering::Relaxed);
-        self.events.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut p) = self.pending.lock() {
-            *p.entry(entry.publisher.clone()).or_default() += 1;
-        }
-        // The drainer sleeps while the queue is empty; this starts it at once.
-        self.wake.notify_one();
-        Ok(seq)
+        self.append(entry.encode(), &entry.publisher)
     }
 
     /// The oldest `limit` entries, in order. An unreadable entry is returned as an error item so

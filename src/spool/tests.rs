@@ -82,6 +82,62 @@ fn a_full_spool_refuses_instead_of_dropping() {
 }
 
 #[test]
+fn concurrent_appends_share_commits_keep_each_senders_order_and_all_survive() {
+    const THREADS: usize = 16;
+    const EACH: usize = 40;
+    let d = dir("group-commit");
+    {
+        let s = std::sync::Arc::new(Spool::open(&d, 1 << 24).unwrap());
+        let start = std::sync::Arc::new(std::sync::Barrier::new(THREADS));
+        let senders: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let (s, start) = (s.clone(), start.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    // Each sender's entries are numbered t*1000 + i, in the order it sent them.
+                    (0..EACH)
+                        .map(|i| s.push(&entry("nats", t * 1000 + i)).unwrap())
+                        .collect::<Vec<u64>>()
+                })
+            })
+            .collect();
+        for sender in senders {
+            let seqs = sender.join().unwrap();
+            assert!(seqs.is_sorted(), "a sender's entries keep its order");
+        }
+        let commits = s.commits.load(Ordering::Relaxed) as usize;
+        assert!(
+            commits < THREADS * EACH,
+            "{commits} commits for {} concurrent appends: none were grouped",
+            THREADS * EACH
+        );
+        assert_eq!(s.depth().0 as usize, THREADS * EACH);
+        assert_eq!(s.pending_for("nats") as usize, THREADS * EACH);
+    }
+    let s = Spool::open(&d, 1 << 24).unwrap();
+    let on_disk = s.oldest(THREADS * EACH + 1).unwrap();
+    assert_eq!(
+        on_disk.len(),
+        THREADS * EACH,
+        "every answered append is on disk"
+    );
+    for t in 0..THREADS {
+        let keys: Vec<String> = on_disk
+            .iter()
+            .map(|(_, e)| e.as_ref().unwrap().message.key.clone())
+            .filter(|k| k.trim_start_matches('k').parse::<usize>().unwrap() / 1000 == t)
+            .collect();
+        let sent: Vec<String> = (0..EACH).map(|i| format!("k{}", t * 1000 + i)).collect();
+        assert_eq!(
+            keys, sent,
+            "sender {t}'s entries drain in the order it sent them"
+        );
+    }
+    drop(s);
+    let _cleanup = std::fs::remove_dir_all(&d);
+}
+
+#[test]
 fn quarantine_moves_an_entry_aside_survives_reopening_and_requeues_at_the_tail() {
     let d = dir("quarantine");
     {
