@@ -99,6 +99,8 @@ enum Broker {
 }
 
 struct State {
+    nats_per_worker: bool,
+    nats_url: String,
     secret: Vec<u8>,
     writer: GenericDatumWriter<'static>,
     broker: Broker,
@@ -140,6 +142,14 @@ async fn receive(request: HttpRequest, body: Bytes, state: web::Data<Arc<State>>
     }
     let published = match &state.broker {
         Broker::Nats { js, subject } => {
+            let js = if state.nats_per_worker {
+                worker_jetstream(&state.nats_url).await
+            } else {
+                Some((**js).clone())
+            };
+            let Some(js) = js else {
+                return HttpResponse::ServiceUnavailable().finish();
+            };
             let mut headers = async_nats::HeaderMap::new();
             headers.insert("Nats-Msg-Id", id);
             match js
@@ -160,6 +170,22 @@ async fn receive(request: HttpRequest, body: Bytes, state: web::Data<Arc<State>>
     } else {
         HttpResponse::ServiceUnavailable().finish()
     }
+}
+
+thread_local! {
+    static WORKER_JS: std::cell::RefCell<Option<async_nats::jetstream::Context>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// A NATS client of this worker's own, connected on its runtime on first use: the connection task
+/// then runs on the thread that awaits its acks.
+async fn worker_jetstream(url: &str) -> Option<async_nats::jetstream::Context> {
+    if let Some(js) = WORKER_JS.with(|c| c.borrow().clone()) {
+        return Some(js);
+    }
+    let js = async_nats::jetstream::new(async_nats::connect(url).await.ok()?);
+    WORKER_JS.with(|c| *c.borrow_mut() = Some(js.clone()));
+    Some(js)
 }
 
 fn main() -> std::io::Result<()> {
@@ -210,6 +236,8 @@ async fn serve() -> std::io::Result<()> {
         .build()
         .map_err(std::io::Error::other)?;
     let state = Arc::new(State {
+        nats_per_worker: std::env::var_os("LEAN_NATS_PER_WORKER").is_some(),
+        nats_url: arg(3),
         secret: std::env::var("LEAN_SECRET")
             .unwrap_or_default()
             .into_bytes(),

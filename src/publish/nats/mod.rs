@@ -12,6 +12,8 @@ use async_nats::connection::State;
 use async_nats::jetstream::{self, message::PublishMessage, stream};
 use async_nats::{HeaderMap, HeaderValue};
 
+mod lanes;
+
 use super::{OutboundMessage, PublishError, Publisher, header_safe};
 use crate::publish::config::{NatsConfig, NatsStorage};
 
@@ -25,21 +27,28 @@ pub struct NatsPublisher {
     /// Set once the stream exists; cleared when a publish finds it missing, so the health check
     /// creates it again instead of trusting what it found at start.
     stream_ready: AtomicBool,
+    /// The HTTP workers' own connections, which the request path publishes through.
+    lanes: lanes::Lanes,
+}
+
+/// The client settings every connection of a publisher shares.
+fn connect_options(config: &NatsConfig) -> async_nats::ConnectOptions {
+    let mut options = async_nats::ConnectOptions::new()
+        .name("hookbridge")
+        .connection_timeout(Duration::from_secs(2));
+    if let Some(token) = &config.token {
+        options = options.token(String::from_utf8_lossy(token.expose()).into_owned());
+    }
+    options
 }
 
 impl NatsPublisher {
     /// Connects (retrying in the background while the server is down) and makes a first attempt
     /// at the stream, so the gateway starts unready rather than not at all.
     pub async fn connect(config: &NatsConfig) -> Result<Self, String> {
-        let mut options = async_nats::ConnectOptions::new()
-            .name("hookbridge")
+        let client = connect_options(config)
             // Start even when the server is down; readiness reports it until it is back.
             .retry_on_initial_connect()
-            .connection_timeout(Duration::from_secs(2));
-        if let Some(token) = &config.token {
-            options = options.token(String::from_utf8_lossy(token.expose()).into_owned());
-        }
-        let client = options
             .connect(config.url.as_str())
             .await
             .map_err(|e| format!("nats: {e}"))?;
@@ -60,6 +69,7 @@ impl NatsPublisher {
                 ..Default::default()
             },
             stream_ready: AtomicBool::new(false),
+            lanes: lanes::Lanes::new(config),
         };
         // Best effort now; the health loop retries until it succeeds.
         let _first_try = publisher.ensure_stream(Duration::from_secs(2)).await;
@@ -112,8 +122,10 @@ impl Publisher for NatsPublisher {
             .message_id(&message.dedup_key)
             .payload(message.payload.clone().into());
         // `send_publish` only sends; the PubAck, awaited below, is what a 2xx rests on.
-        let ack = self
-            .jetstream
+        let lane = self.lanes.here();
+        let ack = lane
+            .as_deref()
+            .unwrap_or(&self.jetstream)
             .send_publish(message.topic.clone(), publish)
             .await
             .map_err(|e| self.classify(e.kind(), e.to_string(), &message.topic))?;
