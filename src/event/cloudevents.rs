@@ -11,6 +11,42 @@ use super::avro::{EVENT_CONTENT_TYPE, EVENT_SCHEMA_NAME};
 /// Prefix of CloudEvents `type` values: `io.hookbridge.calendar.changed`.
 pub const TYPE_PREFIX: &str = "io.hookbridge.";
 
+/// Every attribute hookbridge writes: its name, then its header under the Kafka binding (`ce_`)
+/// and under the NATS binding (`ce-`). Spelled out here so that no publish formats a header name,
+/// and the spool maps a name read from disk back to one of these.
+const ATTRIBUTES: [(&str, &str, &str); 8] = [
+    ("specversion", "ce_specversion", "ce-specversion"),
+    ("id", "ce_id", "ce-id"),
+    ("source", "ce_source", "ce-source"),
+    ("type", "ce_type", "ce-type"),
+    ("time", "ce_time", "ce-time"),
+    ("dataschema", "ce_dataschema", "ce-dataschema"),
+    ("partitionkey", "ce_partitionkey", "ce-partitionkey"),
+    ("subject", "ce_subject", "ce-subject"),
+];
+
+/// A CloudEvents protocol binding: where the attributes go, and under which header names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Binding {
+    Kafka,
+    Nats,
+}
+
+/// The attribute named `name`, as its `&'static` name (for values read back from disk).
+pub fn known_attribute(name: &str) -> Option<&'static str> {
+    ATTRIBUTES.iter().find(|a| a.0 == name).map(|a| a.0)
+}
+
+/// The header that carries attribute `name` under `binding`; `None` for a name hookbridge does
+/// not write.
+pub fn header_name(name: &str, binding: Binding) -> Option<&'static str> {
+    let attribute = ATTRIBUTES.iter().find(|a| a.0 == name)?;
+    Some(match binding {
+        Binding::Kafka => attribute.1,
+        Binding::Nats => attribute.2,
+    })
+}
+
 /// The attributes as (name without prefix, value) pairs, plus the content type.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CloudEventAttributes {
@@ -61,6 +97,13 @@ impl CloudEventAttributes {
         }
     }
 
+    /// Each attribute's header under `binding`, with its value.
+    pub fn headers(&self, binding: Binding) -> impl Iterator<Item = (&'static str, &str)> {
+        self.attributes
+            .iter()
+            .filter_map(move |(name, value)| Some((header_name(name, binding)?, value.as_str())))
+    }
+
     pub fn of(event: &CanonicalEvent, schema_fingerprint: &str) -> Self {
         let mut attributes = Self::of_envelope(&Envelope {
             id: event.id.as_str(),
@@ -80,5 +123,48 @@ impl CloudEventAttributes {
             attributes.attributes.push(("subject", subject.clone()));
         }
         attributes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_attribute_written_has_a_header_under_both_bindings() {
+        let event = CanonicalEvent {
+            id: crate::event::EventId::parse("evt-1").unwrap(),
+            source: "shop".into(),
+            provider: "generic",
+            event_type: "order.created".into(),
+            provider_type: "order.created".into(),
+            subject: Some("order/1".into()),
+            partition_key: "order/1".into(),
+            occurred_at: None,
+            received_at: OffsetDateTime::UNIX_EPOCH,
+            data: None,
+            payload: bytes::Bytes::new(),
+            payload_content_type: "application/json".into(),
+            attributes: Default::default(),
+        };
+        let attributes = CloudEventAttributes::of(&event, "00");
+        for binding in [Binding::Kafka, Binding::Nats] {
+            let prefix = match binding {
+                Binding::Kafka => "ce_",
+                Binding::Nats => "ce-",
+            };
+            let headers: Vec<_> = attributes.headers(binding).collect();
+            assert_eq!(
+                headers.len(),
+                attributes.attributes.len(),
+                "none is dropped"
+            );
+            for ((name, value), (header, header_value)) in attributes.attributes.iter().zip(headers)
+            {
+                assert_eq!(header, format!("{prefix}{name}"));
+                assert_eq!(header_value, value);
+            }
+        }
+        assert_eq!(header_name("unknown", Binding::Nats), None);
     }
 }

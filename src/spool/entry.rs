@@ -14,18 +14,6 @@ use super::SpoolError;
 const VERSION: u8 = 2;
 const VERSION_CLAIMED: u8 = 1;
 
-/// CloudEvents attribute names are `&'static str` in memory; decoding maps them back.
-const ATTRIBUTE_NAMES: &[&str] = &[
-    "specversion",
-    "id",
-    "source",
-    "type",
-    "time",
-    "dataschema",
-    "partitionkey",
-    "subject",
-];
-
 /// One accepted event waiting for its broker.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SpoolEntry {
@@ -145,8 +133,8 @@ impl SpoolEntry {
             let name = r.string()?;
             let value = r.string()?;
             // A name this release does not know is dropped rather than invented.
-            if let Some(known) = ATTRIBUTE_NAMES.iter().find(|n| **n == name) {
-                attributes.push((*known, value));
+            if let Some(known) = crate::event::cloudevents::known_attribute(&name) {
+                attributes.push((known, value));
             }
         }
         // Content types are `&'static str` in memory: only the two hookbridge writes are valid.

@@ -86,7 +86,13 @@ impl HmacAlgorithm {
 impl DigestEncoding {
     pub fn decode(self, text: &str) -> Option<Vec<u8>> {
         match self {
-            DigestEncoding::Hex => hex::decode(text).ok(),
+            DigestEncoding::Hex => {
+                // Sized once: `hex::decode` grows its vector as it goes.
+                let mut digest = vec![0; text.len() / 2];
+                hex::decode_to_slice(text, &mut digest)
+                    .ok()
+                    .map(|()| digest)
+            }
             DigestEncoding::Base64 => STANDARD.decode(text).ok(),
             DigestEncoding::Base64url => URL_SAFE_NO_PAD
                 .decode(text)
@@ -235,6 +241,15 @@ mod tests {
         );
         let right = r.sign(&[b"body"]);
         assert_eq!(r.verify(&[b"body"], [right.as_str()]), Ok(()));
+    }
+
+    #[test]
+    fn hex_digests_decode_only_when_whole() {
+        assert_eq!(DigestEncoding::Hex.decode("0aFf"), Some(vec![0x0a, 0xff]));
+        assert_eq!(DigestEncoding::Hex.decode(""), Some(vec![]));
+        for bad in ["0aF", "0g", "é1", "0a "] {
+            assert_eq!(DigestEncoding::Hex.decode(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

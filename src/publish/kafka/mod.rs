@@ -26,6 +26,7 @@ use rdkafka::util::Timeout;
 
 use super::registry::{RegistryError, SchemaRegistry, Writer};
 use super::{OutboundMessage, PublishError, Publisher, header_safe};
+use crate::event::cloudevents::Binding;
 use crate::publish::config::KafkaConfig;
 
 mod errors;
@@ -292,10 +293,9 @@ impl KafkaPublisher {
         // The CloudEvents Kafka binding in binary mode: each attribute a `ce_` header, the datum
         // the value; `content-type` is the binding's name for `datacontenttype`.
         let mut headers = OwnedHeaders::new_with_capacity(message.cloudevent.attributes.len() + 2);
-        for (name, value) in &message.cloudevent.attributes {
-            let key = format!("ce_{name}");
+        for (key, value) in message.cloudevent.headers(Binding::Kafka) {
             headers = headers.insert(Header {
-                key: &key,
+                key,
                 value: Some(header_safe(value).as_bytes()),
             });
         }

@@ -10,11 +10,12 @@ use std::time::Duration;
 
 use async_nats::connection::State;
 use async_nats::jetstream::{self, message::PublishMessage, stream};
-use async_nats::{HeaderMap, HeaderValue};
+use async_nats::{HeaderMap, HeaderName, HeaderValue};
 
 mod lanes;
 
 use super::{OutboundMessage, PublishError, Publisher, header_safe};
+use crate::event::cloudevents::Binding;
 use crate::publish::config::{NatsConfig, NatsStorage};
 
 /// The NATS JetStream publisher.
@@ -108,10 +109,10 @@ impl Publisher for NatsPublisher {
 
     async fn publish(&self, message: &OutboundMessage) -> Result<(), PublishError> {
         let mut headers = HeaderMap::new();
-        for (name, value) in &message.cloudevent.attributes {
+        for (name, value) in message.cloudevent.headers(Binding::Nats) {
             // `parse` rather than `From`: the latter panics on a value it refuses.
             if let Ok(value) = header_safe(value).parse::<HeaderValue>() {
-                headers.insert(format!("ce-{name}").as_str(), value);
+                headers.insert(HeaderName::from_static(name), value);
             }
         }
         // `content-type` is the NATS binding's name for `datacontenttype`.
