@@ -7,6 +7,11 @@
 //! twice (table and eviction order), which made memory grow ~300 bytes per webhook under sustained
 //! load; a digest is 16. Two keys sharing a digest (2^-128 per pair) would only make the later
 //! webhook a false duplicate.
+//!
+//! The rest of an entry is packed too, because the store's size is the gateway's peak memory
+//! under load: times are milliseconds after the store's creation, the window whole seconds, and
+//! the digest two `u64`s (a `u128` would align each table slot to 16 bytes). A slot is 40 bytes
+//! and an eviction record 24, where `Instant`s, a `Duration` and a `u128` made them 64 and 32.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -25,13 +30,23 @@ enum State {
 }
 
 struct Entry {
-    state: State,
-    /// Set at claim time; `confirm` extends it to the window.
-    expires: Instant,
-    window: Duration,
     /// Which claim wrote the entry: a confirm or an order record of an earlier claim of the
     /// same key must not act on a later one.
     revision: u64,
+    /// Milliseconds after the store's epoch; set at claim time, `confirm` extends it to the
+    /// window.
+    expires: u64,
+    /// The source's window in whole seconds, rounded up: a key is never kept for less.
+    window_secs: u32,
+    state: State,
+}
+
+/// A digest as the table keys it: two `u64`s, aligned to 8 bytes.
+type Slot = (u64, u64);
+
+fn slot(key: &str) -> Slot {
+    let d = digest(key);
+    ((d >> 64) as u64, d as u64)
 }
 
 /// The first 128 bits of the key's SHA-256.
@@ -46,9 +61,9 @@ pub(super) fn digest(key: &str) -> KeyDigest {
 }
 
 struct Inner {
-    entries: HashMap<KeyDigest, Entry>,
+    entries: HashMap<Slot, Entry>,
     /// Keys in claim order, for eviction; may hold keys already removed.
-    order: VecDeque<(KeyDigest, u64)>,
+    order: VecDeque<(Slot, u64)>,
     /// Only grows; unique within the process, which is all a revision of this store must be.
     next_revision: u64,
 }
@@ -57,6 +72,8 @@ struct Inner {
 /// short in-memory update with no `.await` inside, so an async lock would only add cost.
 pub struct MemoryDedup {
     capacity: usize,
+    /// What entries' times count from.
+    epoch: Instant,
     inner: Mutex<Inner>,
     /// Keys evicted while still within their window (a resend would be published again).
     evictions: Option<prometheus::IntCounter>,
@@ -69,6 +86,7 @@ impl MemoryDedup {
         MemoryDedup {
             evictions: None,
             capacity: capacity.max(1),
+            epoch: Instant::now(),
             inner: Mutex::new(Inner {
                 entries: HashMap::new(),
                 order: VecDeque::new(),
@@ -87,7 +105,7 @@ impl MemoryDedup {
     /// eviction queue's record).
     pub fn usage(&self) -> (u64, u64) {
         let keys = self.len() as u64;
-        let per_key = (std::mem::size_of::<(KeyDigest, Entry)>() + 8 + 24) as u64;
+        let per_key = (std::mem::size_of::<(Slot, Entry)>() + 8 + 24) as u64;
         (keys, keys * per_key)
     }
 
@@ -102,6 +120,11 @@ impl MemoryDedup {
         self.len() == 0
     }
 
+    /// `at` in the store's milliseconds (an instant before the store reads as its creation).
+    fn ms(&self, at: Instant) -> u64 {
+        millis(at.saturating_duration_since(self.epoch))
+    }
+
     fn claim_at(
         &self,
         key: &str,
@@ -109,7 +132,8 @@ impl MemoryDedup {
         pending_timeout: Duration,
         now: Instant,
     ) -> Result<Claim, DedupError> {
-        let key = digest(key);
+        let key = slot(key);
+        let now = self.ms(now);
         let mut inner = self
             .inner
             .lock()
@@ -130,8 +154,8 @@ impl MemoryDedup {
             key,
             Entry {
                 state: State::Pending,
-                expires: now + pending_timeout,
-                window,
+                expires: now.saturating_add(millis(pending_timeout)),
+                window_secs: whole_seconds(window),
                 revision,
             },
         );
@@ -169,7 +193,8 @@ impl MemoryDedup {
     }
 
     fn confirm_at(&self, key: &str, revision: Revision, now: Instant) -> Result<(), DedupError> {
-        let key = digest(key);
+        let key = slot(key);
+        let now = self.ms(now);
         let mut inner = self
             .inner
             .lock()
@@ -179,10 +204,20 @@ impl MemoryDedup {
         {
             // The window counts from the publish, not from the claim.
             entry.state = State::Done;
-            entry.expires = now + entry.window;
+            entry.expires = now.saturating_add(u64::from(entry.window_secs) * 1000);
         }
         Ok(())
     }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Rounded up and saturating: a window is never shortened.
+fn whole_seconds(d: Duration) -> u32 {
+    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    u32::try_from(secs).unwrap_or(u32::MAX)
 }
 
 impl DedupStore for MemoryDedup {
@@ -205,7 +240,7 @@ impl DedupStore for MemoryDedup {
             .lock()
             .map_err(|_| DedupError("memory store lock poisoned".into()))?;
         // The key's order record stays behind; eviction and compaction skip it as stale.
-        inner.entries.remove(&digest(key));
+        inner.entries.remove(&slot(key));
         Ok(())
     }
 }
@@ -222,6 +257,33 @@ mod tests {
             Claim::New(r) => r,
             other => panic!("{key}: {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_key_costs_a_40_byte_slot_and_a_24_byte_eviction_record() {
+        assert_eq!(std::mem::size_of::<(Slot, Entry)>(), 40);
+        assert_eq!(std::mem::size_of::<(Slot, u64)>(), 24);
+    }
+
+    #[test]
+    fn windows_are_kept_in_whole_seconds_rounded_up() {
+        let s = MemoryDedup::new(10);
+        let t0 = Instant::now();
+        let window = Duration::from_millis(1500);
+        let Claim::New(r) = s.claim_at("a", window, P, t0).unwrap() else {
+            panic!("a new key")
+        };
+        s.confirm_at("a", r, t0).unwrap();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        assert_eq!(
+            s.claim_at("a", window, P, at(1900)).unwrap(),
+            Claim::Duplicate
+        );
+        assert!(matches!(
+            s.claim_at("a", window, P, at(2100)).unwrap(),
+            Claim::New(_)
+        ));
+        assert_eq!(whole_seconds(Duration::from_secs(u64::MAX)), u32::MAX);
     }
 
     #[test]
