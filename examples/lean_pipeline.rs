@@ -12,7 +12,9 @@
 //! lean_pipeline ADDR WORKERS kafka BOOTSTRAP TOPIC
 //! ```
 //! The HMAC secret is `LEAN_SECRET`; the id header `x-webhook-id`, the signature `x-signature`.
-//! Prints `listening on PORT` once bound.
+//! Prints `listening on PORT` once bound. `LEAN_NATS_PER_WORKER=1` gives each worker a NATS client
+//! of its own: the experiment that showed what the shared client's thread hop cost
+//! (docs/performance.md); `scripts/bench` runs the plain one.
 
 use std::sync::Arc;
 use std::time::Duration;
