@@ -105,7 +105,8 @@ impl MemoryDedup {
     /// eviction queue's record).
     pub fn usage(&self) -> (u64, u64) {
         let keys = self.len() as u64;
-        let per_key = (std::mem::size_of::<(Slot, Entry)>() + 8 + 24) as u64;
+        let per_key =
+            (std::mem::size_of::<(Slot, Entry)>() + 8 + std::mem::size_of::<(Slot, u64)>()) as u64;
         (keys, keys * per_key)
     }
 

@@ -97,10 +97,16 @@ impl Spool {
             state = self.lock_appends()?;
             state.committing = false;
             state.queued_bytes -= batch.bytes;
+            let Batch {
+                rows,
+                bytes,
+                outcome,
+            } = batch;
             if result.is_ok() {
-                self.counted(&batch);
+                self.counted(rows, bytes);
             }
-            let _first = batch.outcome.set(result);
+            // After the counters: an appender that returns sees its entry counted.
+            let _first = outcome.set(result);
             self.appends.committed.notify_all();
         }
     }
@@ -132,14 +138,13 @@ impl Spool {
         Ok(())
     }
 
-    /// The counters follow a batch's commit.
-    fn counted(&self, batch: &Batch) {
-        self.bytes.fetch_add(batch.bytes, Ordering::Relaxed);
-        self.events
-            .fetch_add(batch.rows.len() as u64, Ordering::Relaxed);
+    /// The counters follow a batch's commit of `rows`, `bytes` in all.
+    fn counted(&self, rows: Vec<Row>, bytes: u64) {
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.events.fetch_add(rows.len() as u64, Ordering::Relaxed);
         if let Ok(mut pending) = self.pending.lock() {
-            for row in &batch.rows {
-                *pending.entry(row.publisher.clone()).or_default() += 1;
+            for row in rows {
+                *pending.entry(row.publisher).or_default() += 1;
             }
         }
         // The drainer sleeps while the queue is empty; this starts it at once.

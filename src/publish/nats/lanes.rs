@@ -87,9 +87,7 @@ impl Lanes {
             }
         })
     }
-}
 
-impl Lanes {
     fn start_connecting(&self) {
         // Spawned on this worker's runtime, so the connection's task stays on it, and the result
         // is stored in this thread's lanes.
