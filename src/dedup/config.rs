@@ -102,6 +102,16 @@ pub fn validate(
                 return None;
             }
             if memory {
+                if capacity > super::memory::MAX_CAPACITY {
+                    issues.push(ConfigIssue::new(
+                        "dedup.capacity",
+                        format!(
+                            "the memory store holds at most {} keys (about 52 GiB); use the disk store for more",
+                            super::memory::MAX_CAPACITY
+                        ),
+                    ));
+                    return None;
+                }
                 return Some(DedupConfig::Memory { capacity });
             }
             let Some(path) = d.path.clone() else {

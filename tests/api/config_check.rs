@@ -112,6 +112,10 @@ fn broken_configs_fail_naming_every_key_and_reason() {
             &["dedup.store", "`memory`", "`disk`", "`nats`"],
         ),
         (
+            "[dedup]\nstore = \"memory\"\ncapacity = 2000000000\n",
+            &["dedup.capacity", "at most 1073741824 keys", "disk store"],
+        ),
+        (
             "[publishers.n]\nkind = \"nats\"\nurl = \"nats://x\"\nstorage = \"tape\"\n",
             &["publishers.n: storage:", "`file`", "`memory`"],
         ),
