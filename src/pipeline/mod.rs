@@ -244,9 +244,7 @@ impl Pipeline {
                 return self.dead_letter(source, letter).await;
             }
         };
-        // Encoded before the claim, so an encode failure (500) returns with no pending mark to
-        // release.
-        let message = self.encode(source, &event)?;
+        let message = self.encode(source, &event);
         let key = message.dedup_key.clone();
         let spool = self.spool_for(source);
         let revision = match self.claim(&key, source.config.dedup_window).await {

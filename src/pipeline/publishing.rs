@@ -5,24 +5,19 @@ use std::time::Instant;
 
 use super::{Pipeline, Source};
 use crate::event::CanonicalEvent;
-use crate::event::avro::EncodeError;
 use crate::event::cloudevents::CloudEventAttributes;
 use crate::publish::topic::TopicVars;
 use crate::publish::{NamedPublisher, OutboundMessage, PublishError, Publisher};
 
 impl Pipeline {
     /// Avro body, CloudEvents headers, topic and key for one event.
-    pub fn encode(
-        &self,
-        source: &Source,
-        event: &CanonicalEvent,
-    ) -> Result<OutboundMessage, EncodeError> {
+    pub fn encode(&self, source: &Source, event: &CanonicalEvent) -> OutboundMessage {
         let topic = source.config.topic.render(&TopicVars {
             source: &event.source,
             provider: event.provider,
             event_type: &event.event_type,
         });
-        Ok(OutboundMessage {
+        OutboundMessage {
             topic,
             // Stable per subject: Kafka keeps one subject's events in order on one partition.
             key: event.partition_key.clone(),
@@ -30,8 +25,8 @@ impl Pipeline {
             // carry the same provider id, and JetStream would take the second for a duplicate.
             dedup_key: format!("{}/{}", source.config.name, event.id),
             cloudevent: CloudEventAttributes::of(event, self.codec.fingerprint()),
-            payload: self.codec.encode(event)?,
-        })
+            payload: self.codec.encode(event),
+        }
     }
 
     /// Publishes under the deadline; a failure marks the publisher unhealthy until the next
