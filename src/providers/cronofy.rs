@@ -154,8 +154,7 @@ impl Provider for Cronofy {
 
     async fn map(&self, source: &str, verified: Verified<'_>) -> Result<Mapped, MapError> {
         let request = verified.request();
-        let payload: Payload =
-            serde_json::from_slice(request.body).map_err(|e| MapError::from_json(&e))?;
+        let payload: Payload = MapError::parse_json(request.body)?;
         let notification = payload
             .notification
             .ok_or(MapError::MissingField("notification"))?;

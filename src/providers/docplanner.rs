@@ -178,8 +178,7 @@ impl Provider for Docplanner {
 
     async fn map(&self, source: &str, verified: Verified<'_>) -> Result<Mapped, MapError> {
         let request = verified.request();
-        let body: Value =
-            serde_json::from_slice(request.body).map_err(|e| MapError::from_json(&e))?;
+        let body: Value = MapError::parse_json(request.body)?;
         let name = body
             .get("name")
             .and_then(Value::as_str)

@@ -178,8 +178,7 @@ impl Provider for ServiceOptimizer {
 
     async fn map(&self, source: &str, verified: Verified<'_>) -> Result<Mapped, MapError> {
         let request = verified.request();
-        let payload: Payload =
-            serde_json::from_slice(request.body).map_err(|e| MapError::from_json(&e))?;
+        let payload: Payload = MapError::parse_json(request.body)?;
         let kind = payload
             .kind
             .ok_or(MapError::MissingField("Type"))?

@@ -289,8 +289,7 @@ impl Provider for TimeTap {
         match verified.into_facts() {
             Facts::Sns(message) => self.map_sns(source, request, *message).await,
             _ => {
-                let json: Value =
-                    serde_json::from_slice(request.body).map_err(|e| MapError::from_json(&e))?;
+                let json: Value = MapError::parse_json(request.body)?;
                 if !json.is_object() {
                     return Err(MapError::MissingField("appointment object"));
                 }
