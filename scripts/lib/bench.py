@@ -28,6 +28,8 @@ import urllib.request
 SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "256"))
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
+# Gateway starts per broker for start-to-ready (the median is the target's number).
+STARTS = 3
 TICK = os.sysconf("SC_CLK_TCK")
 SECRET = "bench-cronofy-secret"
 POOL = float(os.environ.get("BENCH_POOL", 100_000 * (SECONDS + 3)))
@@ -502,13 +504,22 @@ def main():
                                                                    "c"), None))
         ceiling.stop()
 
-        # Start-up with both brokers up and idle: start to ready and idle RSS.
+        # Start-up with both brokers up and idle: start to ready and idle RSS, three starts each
+        # (the first creates the stream or topics). One start is one sample of a shared disk and
+        # scheduler: single starts of one build measured 20 to 706 ms. The logs are kept, at
+        # info, so a slow start can be read afterwards.
         startup = {}
+        logs = os.path.dirname(os.environ.get("BENCH_RESULTS", "target/bench/results.json"))
+        os.makedirs(logs, exist_ok=True)
         for name, toml in (("nats", nats_toml), ("kafka", kafka_toml)):
             text = generic_config_text(free_port(), name, toml, f"bench.{RUN}.hb.{{type}}")
-            gateway, _, _, ready_ms, idle_mib = start_gateway(workdir, f"start-{name}", text, wenv)
-            startup[name] = (ready_ms, idle_mib)
-            gateway.stop()
+            startup[name] = []
+            for i in range(STARTS):
+                gateway, _, _, ready_ms, idle_mib = start_gateway(
+                    workdir, f"start-{name}-{i}", text, dict(wenv, RUST_LOG="info"))
+                startup[name].append((ready_ms, idle_mib))
+                gateway.stop()
+                shutil.copy(os.path.join(workdir, f"start-{name}-{i}.log"), logs)
 
         # 2.-5. Lean pipeline and hookbridge on each broker, side by side; a fresh process each so
         # VmHWM is its own. What reached the broker is counted after the timed window.
@@ -621,8 +632,12 @@ def print_table(rows, startup, overload, scale, footprint):
         print(f"dedup store at {footprint['keys']} keys: memory {footprint['memory_bytes_per_key']:.0f}"
               f" bytes/key (RSS), disk {footprint['disk_bytes_per_key']:.0f} bytes/key (file)")
     o_503 = overload["statuses"].get("503", 0)
-    print(f"start to ready: NATS {startup['nats'][0]:.0f} ms, Kafka {startup['kafka'][0]:.0f} ms;"
-          f" idle RSS: {startup['nats'][1]:.1f} / {startup['kafka'][1]:.1f} MiB")
+    ready = {b: sorted(r for r, _ in starts) for b, starts in startup.items()}
+    idle = max(m for starts in startup.values() for _, m in starts)
+    print(f"start to ready, {STARTS} starts each (the first creates the stream or topics): NATS "
+          + ", ".join(f"{r:.0f}" for r, _ in startup["nats"]) + " ms; Kafka "
+          + ", ".join(f"{r:.0f}" for r, _ in startup["kafka"])
+          + f" ms; idle RSS at most {idle:.1f} MiB")
     server_p99 = overload["server_p99_ms"]
     print(f"overload (Kafka, Cronofy webhooks from hookbridge-loadgen, open loop at "
           f"{overload['target_rate']:.0f} req/s = 2x): {overload['ok_per_second']:.0f} req/s "
@@ -642,10 +657,11 @@ def print_table(rows, startup, overload, scale, footprint):
         ("peak RSS <= 64 MiB closed loop", peak <= 64, f"{peak:.1f}"),
         ("peak RSS <= 96 MiB in the 2x overload", overload["peak_rss_mib"] <= 96,
          f"{overload['peak_rss_mib']:.1f}"),
-        ("idle RSS <= 20 MiB", max(s[1] for s in startup.values()) <= 20,
-         f"{max(s[1] for s in startup.values()):.1f}"),
-        ("start to ready <= 200 ms", max(s[0] for s in startup.values()) <= 200,
-         f"{max(s[0] for s in startup.values()):.0f} ms"),
+        ("idle RSS <= 20 MiB", idle <= 20, f"{idle:.1f}"),
+        # The median start of the slower broker; the slowest single start is shown beside it.
+        ("start to ready <= 200 ms", max(r[len(r) // 2] for r in ready.values()) <= 200,
+         f"median {max(r[len(r) // 2] for r in ready.values()):.0f} ms, slowest "
+         f"{max(r[-1] for r in ready.values()):.0f} ms"),
         ("ceiling > 120k req/s (the generator is not the bottleneck)", ceiling > 120_000,
          f"{ceiling:.0f}, wrk {rows[0][1]['generator_cores']:.2f} cores"),
         # More than the 2xx count by at most the connections: requests in flight when wrk
