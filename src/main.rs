@@ -111,6 +111,9 @@ fn main() -> ExitCode {
 }
 
 async fn serve(config: Config, path: std::path::PathBuf, env: HashMap<String, String>) -> ExitCode {
+    // The config is loaded: from here to "listening" is connecting to the brokers, which a slow
+    // start can then be told apart from.
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), "starting");
     let app = match Application::build(config).await {
         Ok(app) => app.watch_config(path, env),
         Err(e) => {
