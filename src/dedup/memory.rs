@@ -100,7 +100,7 @@ impl Inner {
     }
 
     /// Drops `key` from the index and marks its record gone; its place in the ring stays.
-    fn forget(&mut self, key: Slot) -> Option<&mut Record> {
+    fn forget(&mut self, key: Slot) {
         let hash = self.hasher.hash_one(key);
         let Inner {
             index,
@@ -109,13 +109,10 @@ impl Inner {
             ..
         } = self;
         let at = |p: u32| p.wrapping_sub(*front) as usize;
-        let entry = index
-            .find_entry(hash, |&p| records[at(p)].key == key)
-            .ok()?;
-        let (position, _) = entry.remove();
-        let record = &mut records[at(position)];
-        record.state = State::Gone;
-        Some(record)
+        if let Ok(entry) = index.find_entry(hash, |&p| records[at(p)].key == key) {
+            let (position, _) = entry.remove();
+            records[at(position)].state = State::Gone;
+        }
     }
 
     fn push(&mut self, record: Record) {
