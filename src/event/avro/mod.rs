@@ -31,7 +31,9 @@ pub const EVENT_CONTENT_TYPE: &str = "application/avro;schema=io.hookbridge.v1.E
 /// Kafka 1 MB by default).
 pub const MAX_DECODE_ALLOCATION_BYTES: usize = 64 * 1024 * 1024;
 
-/// The embedded schema did not load: a bug in the build, caught before any request is served.
+/// An Avro failure: the embedded schema did not load (caught before any request is served), or a
+/// dead letter did not fit its record (`pipeline/dead_letters.rs`). Either is a bug, never bad
+/// input: the event itself is written by `write_event`, which cannot fail.
 #[derive(Debug, thiserror::Error)]
 #[error("avro: {0}")]
 pub struct EncodeError(String);
