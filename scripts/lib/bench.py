@@ -633,6 +633,9 @@ def print_table(rows, startup, overload, scale, footprint):
               f" bytes/key (RSS), disk {footprint['disk_bytes_per_key']:.0f} bytes/key (file)")
     o_503 = overload["statuses"].get("503", 0)
     ready = {b: sorted(r for r, _ in starts) for b, starts in startup.items()}
+    # The slower broker's median start is the target's number; its slowest start is shown too.
+    median_ready = max(r[len(r) // 2] for r in ready.values())
+    slowest_ready = max(r[-1] for r in ready.values())
     idle = max(m for starts in startup.values() for _, m in starts)
     print(f"start to ready, {STARTS} starts each (the first creates the stream or topics): NATS "
           + ", ".join(f"{r:.0f}" for r, _ in startup["nats"]) + " ms; Kafka "
@@ -658,10 +661,8 @@ def print_table(rows, startup, overload, scale, footprint):
         ("peak RSS <= 96 MiB in the 2x overload", overload["peak_rss_mib"] <= 96,
          f"{overload['peak_rss_mib']:.1f}"),
         ("idle RSS <= 20 MiB", idle <= 20, f"{idle:.1f}"),
-        # The median start of the slower broker; the slowest single start is shown beside it.
-        ("start to ready <= 200 ms", max(r[len(r) // 2] for r in ready.values()) <= 200,
-         f"median {max(r[len(r) // 2] for r in ready.values()):.0f} ms, slowest "
-         f"{max(r[-1] for r in ready.values()):.0f} ms"),
+        ("start to ready <= 200 ms", median_ready <= 200,
+         f"median {median_ready:.0f} ms, slowest {slowest_ready:.0f} ms"),
         ("ceiling > 120k req/s (the generator is not the bottleneck)", ceiling > 120_000,
          f"{ceiling:.0f}, wrk {rows[0][1]['generator_cores']:.2f} cores"),
         # More than the 2xx count by at most the connections: requests in flight when wrk

@@ -9,9 +9,17 @@ use serde::ser::{Serialize, SerializeStruct, Serializer};
 use time::OffsetDateTime;
 
 use super::{DEAD_LETTER_AVSC, DeadLetter, Stage};
-use crate::event::avro::AvroBytes;
 use crate::event::codec::SchemaCodec;
 use crate::event::to_micros;
+
+/// A byte field, which serde would otherwise write as an array of ints.
+struct AvroBytes<'a>(&'a [u8]);
+
+impl Serialize for AvroBytes<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0)
+    }
+}
 
 /// Encoding failures. They mean a bug (the record does not fit the schema), never bad input.
 #[derive(Debug, thiserror::Error)]

@@ -32,15 +32,19 @@ pub enum Binding {
     Nats,
 }
 
+fn attribute(name: &str) -> Option<&'static (&'static str, &'static str, &'static str)> {
+    ATTRIBUTES.iter().find(|a| a.0 == name)
+}
+
 /// The attribute named `name`, as its `&'static` name (for values read back from disk).
 pub fn known_attribute(name: &str) -> Option<&'static str> {
-    ATTRIBUTES.iter().find(|a| a.0 == name).map(|a| a.0)
+    attribute(name).map(|a| a.0)
 }
 
 /// The header that carries attribute `name` under `binding`; `None` for a name hookbridge does
 /// not write.
 pub fn header_name(name: &str, binding: Binding) -> Option<&'static str> {
-    let attribute = ATTRIBUTES.iter().find(|a| a.0 == name)?;
+    let attribute = attribute(name)?;
     Some(match binding {
         Binding::Kafka => attribute.1,
         Binding::Nats => attribute.2,

@@ -8,7 +8,6 @@
 use std::sync::OnceLock;
 
 use apache_avro::Schema;
-use serde::ser::{Serialize, Serializer};
 
 mod binary;
 
@@ -74,14 +73,6 @@ impl std::ops::Deref for EventCodec {
     type Target = SchemaCodec;
     fn deref(&self) -> &SchemaCodec {
         &self.0
-    }
-}
-
-pub(crate) struct AvroBytes<'a>(pub(crate) &'a [u8]);
-
-impl Serialize for AvroBytes<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(self.0)
     }
 }
 
