@@ -68,6 +68,7 @@ impl Row {
                 self.nats_url(),
                 self.bucket
             )),
+            Dedup::Memory => text.push_str("[dedup]\nstore = \"memory\"\n\n"),
         }
         match t.broker {
             Broker::Nats => text.push_str(&format!(
